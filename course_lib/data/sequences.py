@@ -1,0 +1,185 @@
+"""Per-user sequences, the leave-one-out split, padding, batches and negative sampling.
+
+Every sequence model in the course trains on what this module makes. Conventions: item ids
+are 1..I, 0 is padding; sequences are padded on the LEFT so the most recent item is always
+in the last column, and truncated from the left (the oldest items go) when too long.
+
+Shapes: B users in a batch, T positions, N negatives per position.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+
+
+def user_sequences(interactions: pd.DataFrame, actions=None) -> dict[int, np.ndarray]:
+    """Each user's items in time order (ties keep the frame's order).
+
+    `actions` keeps only those action types (e.g. ("click", "like", "conversion") drops
+    exposures); None keeps every row.
+    """
+    missing = {"user", "item", "timestamp"} - set(interactions.columns)
+    if missing:
+        raise ValueError(f"interactions lack columns {sorted(missing)}; expected user, item, "
+                         "timestamp (and action to filter by action)")
+    frame = interactions
+    if actions is not None:
+        if "action" not in frame.columns:
+            raise ValueError("actions= was given but interactions have no 'action' column")
+        frame = frame[frame["action"].isin(list(actions))]
+    frame = frame.sort_values(["user", "timestamp"], kind="stable")
+    if frame.empty:
+        return {}
+    users = frame["user"].to_numpy()
+    items = frame["item"].to_numpy().astype(np.int64)
+    bounds = np.flatnonzero(np.diff(users)) + 1
+    return {int(u): s for u, s in zip(users[np.r_[0, bounds]], np.split(items, bounds))}
+
+
+def split_sequence(sequence) -> tuple[np.ndarray, int, int]:
+    """Leave-one-out for one user: (train = all but the last two, valid = second to last,
+    test = last)."""
+    seq = np.asarray(sequence)
+    if seq.ndim != 1 or len(seq) < 3:
+        raise ValueError(f"leave-one-out needs a 1-D sequence of >= 3 items, got {len(seq)}; "
+                         "drop shorter users first (leave_one_out does)")
+    return seq[:-2], int(seq[-2]), int(seq[-1])
+
+
+@dataclass
+class EvalSet:
+    """What full-ranking evaluation needs: the users, every item they saw before the target
+    (history, left-padded with 0, for the model's input and for masking), and the target."""
+
+    users: torch.Tensor      # (B,)
+    history: torch.Tensor    # (B, T)
+    targets: torch.Tensor    # (B,)
+
+
+@dataclass
+class Split:
+    """A leave-one-out split: per user, train items, a validation item and a test item."""
+
+    train: dict[int, np.ndarray]
+    valid: dict[int, int]
+    test: dict[int, int]
+    n_items: int
+    n_dropped: int = 0       # users with fewer than min_length items, left out
+
+    @property
+    def users(self) -> np.ndarray:
+        return np.fromiter(self.train.keys(), dtype=np.int64)
+
+    def evaluation(self, which: str = "valid") -> EvalSet:
+        """Validation: history = train items, target = valid item. Test: history = train
+        items + the valid item, target = the test item."""
+        if which not in ("valid", "test"):
+            raise ValueError(f"which must be 'valid' or 'test', got {which!r}")
+        users = self.users
+        if which == "valid":
+            histories = [self.train[u] for u in users]
+            targets = [self.valid[u] for u in users]
+        else:
+            histories = [np.append(self.train[u], self.valid[u]) for u in users]
+            targets = [self.test[u] for u in users]
+        longest = max(len(h) for h in histories)
+        return EvalSet(torch.as_tensor(users), pad_left(histories, longest),
+                       torch.as_tensor(targets, dtype=torch.long))
+
+
+def leave_one_out(sequences: dict[int, np.ndarray], n_items: int, min_length: int = 3) -> Split:
+    """Split every user's sequence with `split_sequence`; users shorter than `min_length`
+    (at least 3) are left out and counted in `n_dropped`."""
+    if min_length < 3:
+        raise ValueError(f"min_length must be >= 3 (train, valid and test need an item "
+                         f"each), got {min_length}")
+    check_item_ids(sequences.values(), n_items)
+    train, valid, test, dropped = {}, {}, {}, 0
+    for user, seq in sequences.items():
+        if len(seq) < min_length:
+            dropped += 1
+            continue
+        train[user], valid[user], test[user] = split_sequence(seq)
+    if not train:
+        raise ValueError(f"no user has >= {min_length} items; nothing to split")
+    return Split(train, valid, test, n_items, dropped)
+
+
+def check_item_ids(sequences, n_items: int) -> None:
+    """Raise a clear error if any sequence is empty or holds an id outside 1..n_items."""
+    for seq in sequences:
+        seq = np.asarray(seq)
+        if seq.size == 0:
+            raise ValueError("a sequence is empty: every user needs at least one item")
+        if seq.min() < 1 or seq.max() > n_items:
+            bad = seq.min() if seq.min() < 1 else seq.max()
+            hint = "; 0 is padding" if bad == 0 else ""
+            raise ValueError(f"item ids must be in [1, {n_items}], found {bad}{hint}")
+
+
+def pad_left(sequences, max_len: int) -> torch.Tensor:
+    """(B, max_len) long tensor: each sequence right-aligned, its oldest items dropped if it
+    is longer than max_len, zeros (padding) in front."""
+    if max_len < 1:
+        raise ValueError(f"max_len must be >= 1, got {max_len}")
+    out = torch.zeros(len(sequences), max_len, dtype=torch.long)
+    for row, seq in enumerate(sequences):
+        seq = np.asarray(seq)[-max_len:]
+        if len(seq):
+            out[row, max_len - len(seq):] = torch.as_tensor(seq, dtype=torch.long)
+    return out
+
+
+def sample_negatives(history: torch.Tensor, n_items: int, shape: tuple[int, ...],
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """Uniform negatives in 1..I that are not in the user's history.
+
+    history (B, T) with 0 padding; returns a long tensor (B, *shape). Rejection sampling,
+    batched: draw all, redraw only the rejected ones. Fine while histories are a small
+    part of the catalogue.
+    """
+    batch = history.shape[0]
+    seen = torch.zeros(batch, n_items + 1, dtype=torch.bool, device=history.device)
+    seen.scatter_(1, history, True)
+    seen[:, 0] = True
+    if bool(seen.all(dim=1).any()):
+        raise ValueError("a user has seen every item, so no negative exists for them")
+    draw = lambda size: torch.randint(1, n_items + 1, size, generator=generator,  # noqa: E731
+                                      device=history.device)
+    neg = draw((batch, *shape))
+    rows = torch.arange(batch, device=history.device).view(batch, *([1] * len(shape)))
+    rows = rows.expand_as(neg)
+    bad = seen[rows, neg]
+    while bool(bad.any()):
+        neg[bad] = draw((int(bad.sum()),))
+        bad = seen[rows, neg]
+    return neg
+
+
+def next_item_batches(train: dict[int, np.ndarray], n_items: int, max_len: int,
+                      batch_size: int, n_negatives: int = 1, seed: int = 0,
+                      ) -> Iterator[dict[str, torch.Tensor]]:
+    """Shuffled batches for next-item prediction; the seed makes an epoch repeatable.
+
+    Each batch: users (B,), inputs (B, T) = items 1..n-1, targets (B, T) = items 2..n
+    (0 where there is no target), negatives (B, T, N) drawn outside the user's history.
+    """
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    generator = torch.Generator().manual_seed(seed)
+    users = np.fromiter(train.keys(), dtype=np.int64)
+    users = users[torch.randperm(len(users), generator=generator).numpy()]
+    for start in range(0, len(users), batch_size):
+        chunk = users[start:start + batch_size]
+        seqs = [train[u] for u in chunk]
+        padded = pad_left(seqs, max_len + 1)                     # (B, T + 1)
+        inputs, targets = padded[:, :-1], padded[:, 1:]
+        full_history = pad_left(seqs, max(len(s) for s in seqs))
+        negatives = sample_negatives(full_history, n_items, (max_len, n_negatives), generator)
+        negatives = negatives * (targets > 0).unsqueeze(-1)      # no negatives on padding
+        yield {"users": torch.as_tensor(chunk), "inputs": inputs, "targets": targets,
+               "negatives": negatives}

@@ -1,0 +1,85 @@
+"""Device, seeding and the course profile.
+
+Every lesson starts with::
+
+    device = get_device()        # cuda, then mps, then cpu; COURSE_DEVICE overrides
+    profile = get_profile()      # COURSE_PROFILE=quick|full; default quick on CPU, full on GPU
+    seed_everything(0)
+
+The profile says how big things are (world size, epochs, model width); the code path is the
+same in both profiles.
+"""
+from __future__ import annotations
+
+import os
+import random
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from course_lib.data.world import WorldConfig
+
+PROFILES = ("quick", "full")
+
+
+def get_device(prefer: str | None = None) -> torch.device:
+    """The device to run on: `prefer`, else $COURSE_DEVICE, else cuda > mps > cpu."""
+    name = prefer or os.environ.get("COURSE_DEVICE")
+    if name:
+        device = torch.device(name)
+        if device.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(f"device {name!r} was asked for but CUDA is not available; "
+                               "use 'cpu' or unset COURSE_DEVICE")
+        if device.type == "mps" and not torch.backends.mps.is_available():
+            raise RuntimeError(f"device {name!r} was asked for but MPS is not available; "
+                               "use 'cpu' or unset COURSE_DEVICE")
+        return device
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int = 0) -> None:
+    """Seed Python's `random`, NumPy and torch (all devices) so a run repeats exactly."""
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"seed must be a non-negative int, got {seed!r}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """Sizes for one run of the course. Lessons read sizes from here, never branch on name."""
+
+    name: str
+    world: WorldConfig
+    dataset: str              # the dataset lessons use by default: "world" or "movielens"
+    epochs: int               # upper bound on training epochs (early stopping may end sooner)
+    batch_size: int
+    d_model: int              # default model width for the sequence models
+    max_len: int              # longest history a sequence model sees
+    extra: dict = field(default_factory=dict)
+
+
+def _quick() -> Profile:
+    return Profile(name="quick", world=WorldConfig(n_users=1000, n_items=500),
+                   dataset="world", epochs=20, batch_size=128, d_model=64, max_len=50)
+
+
+def _full() -> Profile:
+    return Profile(name="full", world=WorldConfig(n_users=10_000, n_items=5_000),
+                   dataset="movielens", epochs=200, batch_size=128, d_model=64, max_len=200)
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """The profile `name`, else $COURSE_PROFILE, else quick on CPU and full on a GPU."""
+    name = name or os.environ.get("COURSE_PROFILE")
+    if name is None:
+        name = "full" if get_device().type == "cuda" else "quick"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; set COURSE_PROFILE to one of {PROFILES}")
+    return _quick() if name == "quick" else _full()
