@@ -1,0 +1,329 @@
+"""MovieLens: load it, download it safely, and give its movies content vectors.
+
+Two releases from GroupLens (Harper & Konstan 2015, "The MovieLens Datasets: History and
+Context", ACM TiiS 5(4)) are supported:
+
+* `ml-latest-small`: 100,836 ratings by 610 users of 9,742 movies, CSV files with headers;
+* `ml-1m`: 1,000,209 ratings by 6,040 users of 3,883 movies, `::`-separated, movies.dat in
+  latin-1.
+
+What `load_movielens` returns follows the course's conventions (see `sequences`): item ids
+are 1..I and 0 is padding. Every movie of the movies file becomes an item, sorted by its
+original movieId, so movies nobody rated stay as cold items: they have content (title,
+genres, year) but no interactions. Users are renumbered 1..U in order of their original id.
+
+Where the files are looked for: `data_dir`, else `$COURSE_DATA_DIR`, else the repository's
+`data/` folder. When they are missing, `download_movielens` fetches the official zip, checks
+the SHA-256 of the files we use, and only then moves the folder into place; on any failure it
+removes what it wrote, so no half file is ever left to be mistaken for data.
+
+`movie_content` turns each movie's title words, genres and decade into a dense vector
+(TF-IDF, then truncated SVD, i.e. latent semantic analysis, Deerwester et al. 1990), the
+content that semantic-ID lessons quantize. Shapes: I items, D = dim.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import os
+import re
+import shutil
+import tempfile
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.decomposition import TruncatedSVD
+from sklearn.feature_extraction.text import TfidfVectorizer
+from tqdm.auto import tqdm
+
+ML_LATEST_SMALL = "ml-latest-small"
+ML_1M = "ml-1m"
+
+URLS = {
+    ML_LATEST_SMALL: "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip",
+    ML_1M: "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+}
+FILES = {  # (ratings, movies) of each release
+    ML_LATEST_SMALL: ("ratings.csv", "movies.csv"),
+    ML_1M: ("ratings.dat", "movies.dat"),
+}
+# SHA-256 of the files we read, from the official 2018 release of ml-latest-small. We have no
+# trusted checksums for ml-1m, so its download is only checked for the presence of its files.
+SHA256 = {
+    ML_LATEST_SMALL: {
+        "ratings.csv": "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
+        "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
+    },
+    ML_1M: {},
+}
+
+# "Heat (1995)", "Death Note: Desu nôto (2006–2007)": a year, or a range, ends the title.
+_YEAR = re.compile(r"\s*\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)$")
+
+
+def default_data_dir() -> Path:
+    """$COURSE_DATA_DIR when set, else the `data/` folder at the repository root."""
+    if os.environ.get("COURSE_DATA_DIR"):
+        return Path(os.environ["COURSE_DATA_DIR"])
+    return Path(__file__).resolve().parents[2] / "data"
+
+
+@dataclass
+class MovieLens:
+    """One MovieLens release, renumbered for the course.
+
+    interactions: user (1..U), item (1..I), timestamp (seconds), rating; sorted by user, then
+        time (ties keep the file's order).
+    items: one row per movie: item (1..I), movie_id (GroupLens id), title (year removed),
+        genres ("A|B" as in the file), year (nullable Int64, <NA> when the title has none).
+    """
+
+    name: str
+    interactions: pd.DataFrame
+    items: pd.DataFrame
+
+    @property
+    def n_users(self) -> int:
+        return int(self.interactions["user"].max()) if len(self.interactions) else 0
+
+    @property
+    def n_items(self) -> int:
+        return len(self.items)
+
+
+def load_movielens(name: str = ML_LATEST_SMALL, data_dir: str | Path | None = None,
+                   download: bool = True, url: str | None = None) -> MovieLens:
+    """Load `name` from `data_dir/name/` (default: `default_data_dir()`), downloading it
+    first when it is missing and `download` is True."""
+    _check_name(name)
+    data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
+    folder = data_dir / name
+    if not _has_files(folder, name):
+        if not download:
+            raise FileNotFoundError(_missing_message(name, folder))
+        folder = download_movielens(name, data_dir, url)
+    ratings, movies = _read_ml_latest(folder) if name == ML_LATEST_SMALL else _read_ml_1m(folder)
+    items = _items_table(movies)
+    return MovieLens(name, _interactions_table(ratings, items), items)
+
+
+def _check_name(name: str) -> None:
+    if name not in FILES:
+        raise ValueError(f"unknown MovieLens release {name!r}; supported: {sorted(FILES)}")
+
+
+def _has_files(folder: Path, name: str) -> bool:
+    return all((folder / f).is_file() for f in FILES[name])
+
+
+def _missing_message(name: str, folder: Path) -> str:
+    files = " and ".join(FILES[name])
+    return (f"MovieLens {name} not found: expected {files} in {folder}. Either set "
+            f"COURSE_DATA_DIR to a folder that holds {name}/, copy the unpacked {name}/ folder "
+            f"to {folder}, or pass download=True when online.")
+
+
+# ---- reading the two file layouts -----------------------------------------------------------
+
+def _read_ml_latest(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ratings.csv (userId,movieId,rating,timestamp) and movies.csv (movieId,title,genres)."""
+    ratings = pd.read_csv(folder / "ratings.csv",
+                          dtype={"userId": "int64", "movieId": "int64", "rating": "float32",
+                                 "timestamp": "int64"})
+    movies = pd.read_csv(folder / "movies.csv", dtype={"movieId": "int64", "title": str,
+                                                       "genres": str}, keep_default_na=False)
+    return ratings, movies
+
+
+def _read_ml_1m(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """ratings.dat (UserID::MovieID::Rating::Timestamp) and movies.dat (MovieID::Title::Genres,
+    latin-1). `::` becomes a tab so pandas' fast C parser reads a million lines in a second."""
+    ratings = _read_dat(folder / "ratings.dat", ["userId", "movieId", "rating", "timestamp"],
+                        {"userId": "int64", "movieId": "int64", "rating": "float32",
+                         "timestamp": "int64"})
+    movies = _read_dat(folder / "movies.dat", ["movieId", "title", "genres"],
+                       {"movieId": "int64", "title": str, "genres": str})
+    return ratings, movies
+
+
+def _read_dat(path: Path, names: list[str], dtype: dict) -> pd.DataFrame:
+    text = path.read_text(encoding="latin-1").replace("::", "\t")
+    return pd.read_csv(io.StringIO(text), sep="\t", header=None, names=names, dtype=dtype,
+                       quoting=csv.QUOTE_NONE, keep_default_na=False)
+
+
+# ---- renumbering ----------------------------------------------------------------------------
+
+def _items_table(movies: pd.DataFrame) -> pd.DataFrame:
+    """Every movie, sorted by movieId, numbered 1..I; the year is split off the title."""
+    duplicated = movies["movieId"][movies["movieId"].duplicated()]
+    if len(duplicated):
+        raise ValueError(f"the movies file lists movieId {duplicated.iloc[0]} more than once; "
+                         "the file is corrupt: download it again")
+    movies = movies.sort_values("movieId", kind="stable").reset_index(drop=True)
+    titles, years = zip(*(split_title(t) for t in movies["title"])) if len(movies) else ((), ())
+    return pd.DataFrame({
+        "item": np.arange(1, len(movies) + 1, dtype=np.int64),
+        "movie_id": movies["movieId"].to_numpy(np.int64),
+        "title": list(titles),
+        "genres": movies["genres"].astype(str).to_numpy(),
+        "year": pd.array(list(years), dtype="Int64"),
+    })
+
+
+def split_title(title: str) -> tuple[str, int | None]:
+    """"Heat (1995) " -> ("Heat", 1995); "Babylon 5" -> ("Babylon 5", None)."""
+    title = title.strip()
+    match = _YEAR.search(title)
+    if match is None:
+        return title, None
+    return title[:match.start()].strip(), int(match.group(1))
+
+
+def _interactions_table(ratings: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
+    """Ratings with users numbered 1..U (by original id) and movies replaced by item ids."""
+    item = pd.Index(items["movie_id"]).get_indexer(ratings["movieId"]) + 1
+    if (item == 0).any():
+        unknown = sorted(set(ratings["movieId"][item == 0].tolist()))
+        raise ValueError(f"ratings reference {len(unknown)} movieId(s) missing from the movies "
+                         f"file, e.g. {unknown[:5]}; the two files come from different releases "
+                         "or one is truncated: unpack both from the same zip")
+    _, user = np.unique(ratings["userId"].to_numpy(), return_inverse=True)
+    frame = pd.DataFrame({
+        "user": user.astype(np.int64) + 1,
+        "item": item.astype(np.int64),
+        "timestamp": ratings["timestamp"].to_numpy(np.int64),
+        "rating": ratings["rating"].to_numpy(np.float32),
+    })
+    return frame.sort_values(["user", "timestamp"], kind="stable").reset_index(drop=True)
+
+
+# ---- downloading ----------------------------------------------------------------------------
+
+def download_movielens(name: str, data_dir: Path, url: str | None = None) -> Path:
+    """Fetch the zip of `name` (from GroupLens, or `url`), unpack and verify it, and move it to
+    `data_dir/name/`; return that folder.
+
+    Everything is written under temporary names in `data_dir` first and renamed into place only
+    after the checksums match, so an interrupted or corrupt download leaves `data_dir` as it
+    was. Any failure raises RuntimeError saying what to do.
+    """
+    _check_name(name)
+    data_dir = Path(data_dir)
+    target = data_dir / name
+    if _has_files(target, name):
+        return target
+    if target.exists():
+        raise RuntimeError(f"{target} exists but lacks {' and '.join(FILES[name])}; delete it "
+                           "and try again")
+    url = url or URLS[name]
+    data_dir.mkdir(parents=True, exist_ok=True)
+    fd, zip_path = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip.part", dir=data_dir)
+    os.close(fd)
+    unpacked = Path(tempfile.mkdtemp(prefix=f".{name}-", suffix=".part", dir=data_dir))
+    try:
+        _fetch(url, Path(zip_path), name, target)
+        folder = _unpack(Path(zip_path), unpacked, name)
+        _verify(folder, name)
+        folder.chmod(0o755)  # mkdtemp makes it private; the data is not
+        os.replace(folder, target)
+    finally:
+        Path(zip_path).unlink(missing_ok=True)
+        shutil.rmtree(unpacked, ignore_errors=True)
+    return target
+
+
+def _fetch(url: str, path: Path, name: str, target: Path) -> None:
+    """Stream `url` into `path`, with a progress bar when the size is known."""
+    try:
+        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
+            size = response.headers.get("Content-Length")
+            with tqdm(total=int(size) if size else None, unit="B", unit_scale=True,
+                      desc=f"{name}.zip", disable=not size, leave=False) as bar:
+                while chunk := response.read(1 << 20):
+                    out.write(chunk)
+                    bar.update(len(chunk))
+    except OSError as error:  # URLError, HTTPError and timeouts are all OSErrors
+        reason = getattr(error, "reason", error)
+        raise RuntimeError(
+            f"could not download {url}: {reason}. If you are offline, download {URLS[name]} on "
+            f"a machine with internet and unpack it into {target}, or set COURSE_DATA_DIR to a "
+            f"folder that holds {name}/.") from error
+
+
+def _unpack(zip_path: Path, into: Path, name: str) -> Path:
+    """Unzip and return the folder holding the files: the zip's top-level `name/` folder (as
+    GroupLens packs it), or the zip's root."""
+    try:
+        with zipfile.ZipFile(zip_path) as archive:
+            archive.extractall(into)
+    except zipfile.BadZipFile as error:
+        raise RuntimeError(f"the download of {name} is not a valid zip ({error}); it was "
+                           "probably cut off: try again") from error
+    for folder in (into / name, into):
+        if _has_files(folder, name):
+            return folder
+    raise RuntimeError(f"the {name} zip does not contain {' and '.join(FILES[name])}; is the "
+                       "URL right?")
+
+
+def _verify(folder: Path, name: str) -> None:
+    """Compare the SHA-256 of the files we read with the pinned ones."""
+    for filename, expected in SHA256[name].items():
+        actual = _sha256(folder / filename)
+        if actual != expected:
+            raise RuntimeError(
+                f"checksum mismatch for {name}/{filename}: expected {expected}, got {actual}. "
+                "The download is corrupt or not the official release; nothing was kept. Try "
+                "again, or unpack a copy you trust into the data folder yourself.")
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# ---- content vectors ------------------------------------------------------------------------
+
+def movie_content(items: pd.DataFrame, dim: int = 32, seed: int = 0) -> np.ndarray:
+    """Content vectors of the movies, (I + 1, D) float32: row i is item i, row 0 (padding) is
+    zeros, the other rows have unit L2 norm.
+
+    Latent semantic analysis (Deerwester et al. 1990): TF-IDF over each movie's title words,
+    genre tokens and a decade token, reduced to `dim` dimensions by truncated SVD.
+    """
+    if dim < 1:
+        raise ValueError(f"dim must be >= 1, got {dim}")
+    documents = [_movie_tokens(t, g, y) for t, g, y in
+                 zip(items["title"], items["genres"], items["year"])]
+    tfidf = TfidfVectorizer(analyzer=_identity).fit_transform(documents)  # (I, features)
+    n_movies, n_features = tfidf.shape
+    if dim >= n_features or dim > n_movies:
+        raise ValueError(f"dim={dim} is too large: these {n_movies} movies have {n_features} "
+                         f"TF-IDF features; pick dim < {n_features} and <= {n_movies}")
+    vectors = TruncatedSVD(dim, random_state=seed).fit_transform(tfidf)  # (I, D)
+    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    content = np.zeros((int(items["item"].max()) + 1, dim), dtype=np.float32)
+    content[items["item"].to_numpy()] = vectors
+    return content
+
+
+def _movie_tokens(title: str, genres: str, year) -> list[str]:
+    """"Heat", "Action|Crime", 1995 -> ["heat", "genre:action", "genre:crime", "decade:1990"]."""
+    tokens = re.findall(r"[^\W_]+", title.lower())
+    tokens += [f"genre:{g.lower()}" for g in genres.split("|") if g]
+    if not pd.isna(year):
+        tokens.append(f"decade:{int(year) // 10 * 10}")
+    return tokens
+
+
+def _identity(tokens: list[str]) -> list[str]:
+    return tokens
