@@ -1,0 +1,469 @@
+"""Ranking, beyond-accuracy and codebook metrics for generative recommendation.
+
+Dimensions: B users (the batch), I items, K the cut-off of a top-K list, T history length,
+N codes (or semantic-ID tuples), L levels of a semantic ID.
+
+Conventions, shared with the rest of `course_lib`:
+
+- Item ids run 1..I; 0 is padding. A score matrix `scores` is a float tensor (B, I + 1)
+  whose column 0 is padding and is never ranked (it counts as -inf).
+- `targets` (B,) holds one held-out item id per user (leave-one-out).
+- `history` (B, T) holds the items a user has already seen, padded with 0 on either side;
+  0 entries are ignored.
+- A score of -inf means "masked": a masked item never counts against the target and is
+  never recommended ahead of an unmasked one.
+
+Tie policy: PESSIMISTIC. The target gains nothing from ties:
+
+    rank = 1 + #{valid items j != target with score_j >= score_target}
+
+so a model that gives every item the same score ranks each target last, not in the middle.
+Libraries differ here (sklearn and torchmetrics average over ties, trec_eval breaks them by
+id, ranx is pessimistic); pessimistic ranks cannot be gamed by a constant model. The
+multi-relevance metrics (`hits_at_k`, `recall_at_k`, `precision_at_k`, `graded_ndcg_at_k`)
+use the same rule: among equal scores the LESS relevant item comes first.
+
+With one target at rank r (FACTS: Metrics): HR@K = 1[r <= K], NDCG@K = 1[r <= K] / log2(r + 1),
+MRR = 1 / r. Prefer full ranking: sampled metrics (`sampled_ranks`) inflate every score and
+can reverse the order of two models (Krichene & Rendle, KDD 2020).
+
+Everything is batched with tensor ops and runs on the device of its input.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable
+
+import torch
+from torch import Tensor
+
+NEG_INF = float("-inf")
+
+
+# --- input checks: every public function validates at its boundary ------------------------
+
+def _check_tensor(x, name: str) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}; "
+                        f"wrap it with torch.tensor(...)")
+
+
+def _check_int_tensor(x, name: str) -> None:
+    _check_tensor(x, name)
+    if x.dtype.is_floating_point or x.dtype.is_complex or x.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got {x.dtype}; call .long()")
+
+
+def _check_scores(scores, name: str = "scores") -> None:
+    _check_tensor(scores, name)
+    if scores.dim() != 2 or scores.shape[1] < 2:
+        raise ValueError(f"{name} must be 2-D (B, I + 1) with column 0 for padding; "
+                         f"got shape {tuple(scores.shape)}")
+    if not scores.dtype.is_floating_point:
+        raise TypeError(f"{name} must be a floating-point tensor, got {scores.dtype}; "
+                        "call .float()")
+    if torch.isnan(scores).any():
+        raise ValueError(f"{name} contain NaN: check the model's output")
+
+
+def _check_targets(targets, scores: Tensor) -> Tensor:
+    _check_int_tensor(targets, "targets")
+    if targets.dim() != 1:
+        raise ValueError(f"targets must be 1-D (B,), one item id per user; "
+                         f"got shape {tuple(targets.shape)}")
+    if targets.shape[0] != scores.shape[0]:
+        raise ValueError(f"targets has {targets.shape[0]} rows but scores has "
+                         f"{scores.shape[0]}; pass one target per row of scores")
+    n_items = scores.shape[1] - 1
+    if targets.numel() and (targets.min() < 1 or targets.max() > n_items):
+        raise ValueError(f"targets must be item ids in [1, I] = [1, {n_items}]; 0 is padding")
+    return targets.to(scores.device).long()
+
+
+def _check_history(history, scores: Tensor) -> Tensor:
+    _check_int_tensor(history, "history")
+    if history.dim() != 2:
+        raise ValueError(f"history must be 2-D (B, T) of item ids padded with 0; "
+                         f"got shape {tuple(history.shape)}")
+    if history.shape[0] != scores.shape[0]:
+        raise ValueError(f"history has {history.shape[0]} rows but scores has "
+                         f"{scores.shape[0]}; pass one history row per row of scores")
+    n_items = scores.shape[1] - 1
+    if history.numel() and (history.min() < 0 or history.max() > n_items):
+        raise ValueError(f"history must hold item ids in [1, I] = [1, {n_items}] "
+                         "or 0 for padding")
+    return history.to(scores.device).long()
+
+
+def _check_k(k, n_items: int | None = None, name: str = "k") -> None:
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"{name} must be an int >= 1, got {k!r}")
+    if n_items is not None and k > n_items:
+        raise ValueError(f"{name}={k} is larger than the number of items I={n_items}; "
+                         f"use {name} <= I")
+
+
+def _check_ranks(ranks) -> None:
+    _check_int_tensor(ranks, "ranks")
+    if ranks.numel() and ranks.min() < 1:
+        raise ValueError("ranks must be 1-based (>= 1), got a rank of "
+                         f"{int(ranks.min())}; use target_ranks(...) to compute them")
+
+
+def _check_relevance(relevance, scores: Tensor) -> Tensor:
+    _check_tensor(relevance, "relevance")
+    if relevance.shape != scores.shape:
+        raise ValueError(f"relevance must have the shape of scores (B, I + 1) = "
+                         f"{tuple(scores.shape)}, got {tuple(relevance.shape)}")
+    relevance = relevance.to(scores.device, torch.float64)
+    if torch.isnan(relevance).any():
+        raise ValueError("relevance contains NaN: use 0 for items that are not relevant")
+    if (relevance < 0).any():
+        raise ValueError("relevance must be >= 0 (a gain per item); "
+                         "use 0 for items that are not relevant")
+    return relevance
+
+
+def _check_topk(topk, n_items: int) -> None:
+    _check_int_tensor(topk, "topk")
+    if topk.dim() != 2:
+        raise ValueError(f"topk must be 2-D (B, K) of item ids, e.g. from topk_items; "
+                         f"got shape {tuple(topk.shape)}")
+    if topk.numel() and (topk.min() < 1 or topk.max() > n_items):
+        raise ValueError(f"topk must hold item ids in [1, I] = [1, {n_items}]; "
+                         "0 is padding and is never recommended")
+
+
+def _check_codes(codes, n_codes) -> None:
+    _check_int_tensor(codes, "codes")
+    _check_k(n_codes, name="n_codes")
+    if codes.numel() == 0:
+        raise ValueError("codes is empty: pass at least one code index")
+    if codes.min() < 0 or codes.max() >= n_codes:
+        raise ValueError(f"codes must be indices in [0, n_codes) = [0, {n_codes}), got "
+                         f"values in [{int(codes.min())}, {int(codes.max())}]; "
+                         "check n_codes (the codebook size)")
+
+
+# --- leave-one-out: one target per user ---------------------------------------------------
+
+def mask_history(scores: Tensor, history: Tensor, targets: Tensor | None = None) -> Tensor:
+    """A copy of `scores` (B, I + 1) with column 0 and every history item set to -inf.
+
+    If `targets` is given the target itself is NOT masked, even when it is in the history:
+    users re-buy and re-watch, so a repeated item may be the right answer, and masking it
+    would make that user's target unreachable.
+    """
+    _check_scores(scores)
+    history = _check_history(history, scores)
+    masked = torch.zeros_like(scores, dtype=torch.bool)
+    masked.scatter_(1, history, True)  # (B, I + 1); history's 0s land on column 0
+    masked[:, 0] = True
+    if targets is not None:
+        targets = _check_targets(targets, scores)
+        masked[torch.arange(len(targets), device=scores.device), targets] = False
+    return scores.masked_fill(masked, NEG_INF)
+
+
+def _mask_padding(scores: Tensor) -> Tensor:
+    out = scores.clone()
+    out[:, 0] = NEG_INF
+    return out
+
+
+def target_ranks(scores: Tensor, targets: Tensor, history: Tensor | None = None) -> Tensor:
+    """1-based full-ranking rank of each target (B,), pessimistic over ties.
+
+    rank = 1 + #{items j != target, score_j != -inf, score_j >= score_target}. With `history`
+    the seen items are masked first (the target is kept, see `mask_history`).
+    """
+    _check_scores(scores)
+    targets = _check_targets(targets, scores)
+    if history is None:
+        scores = _mask_padding(scores)
+    else:
+        scores = mask_history(scores, history, targets)
+    rows = torch.arange(len(targets), device=scores.device)
+    target_score = scores[rows, targets].unsqueeze(1)  # (B, 1)
+    counts = (scores >= target_score) & (scores != NEG_INF)  # (B, I + 1)
+    counts[rows, targets] = False
+    return 1 + counts.sum(dim=1)
+
+
+def hr_at_k(ranks: Tensor, k: int) -> Tensor:
+    """Hit rate HR@K = 1[r <= K] per user (B,); equals Recall@K with one target."""
+    _check_ranks(ranks)
+    _check_k(k)
+    return (ranks <= k).float()
+
+
+def ndcg_at_k(ranks: Tensor, k: int) -> Tensor:
+    """NDCG@K = 1[r <= K] / log2(r + 1) per user (B,): one relevant item, so IDCG = 1."""
+    _check_ranks(ranks)
+    _check_k(k)
+    gain = 1.0 / torch.log2(ranks.double() + 1.0)
+    return torch.where(ranks <= k, gain, torch.zeros_like(gain)).float()
+
+
+def mrr(ranks: Tensor) -> Tensor:
+    """Reciprocal rank 1 / r per user (B,), with no cut-off (the full MRR)."""
+    _check_ranks(ranks)
+    return 1.0 / ranks.float()
+
+
+def _check_ks(ks, n_items: int) -> tuple[int, ...]:
+    if isinstance(ks, int) and not isinstance(ks, bool):
+        ks = (ks,)
+    if not isinstance(ks, Iterable):
+        raise TypeError(f"ks must be a tuple of cut-offs such as (10,), got {ks!r}")
+    ks = tuple(ks)
+    if not ks:
+        raise ValueError("ks is empty: pass at least one cut-off, e.g. ks=(10,)")
+    for k in ks:
+        _check_k(k, n_items)
+    return ks
+
+
+def _summarise(ranks: Tensor, ks: tuple[int, ...]) -> dict[str, float]:
+    out = {}
+    for k in ks:
+        out[f"HR@{k}"] = hr_at_k(ranks, k).mean().item()
+        out[f"NDCG@{k}"] = ndcg_at_k(ranks, k).mean().item()
+    out["MRR"] = mrr(ranks).mean().item()
+    return out
+
+
+def evaluate(scores: Tensor, targets: Tensor, history: Tensor | None = None,
+             ks=(10,)) -> dict[str, float]:
+    """Full-ranking HR@K, NDCG@K for each K in `ks`, and MRR, averaged over users."""
+    _check_scores(scores)
+    ks = _check_ks(ks, scores.shape[1] - 1)
+    return _summarise(target_ranks(scores, targets, history), ks)
+
+
+# --- sampled evaluation (for comparison only: prefer full ranking) ------------------------
+
+def sampled_ranks(scores: Tensor, targets: Tensor, history: Tensor | None = None,
+                  n_negatives: int = 100, generator: torch.Generator | None = None) -> Tensor:
+    """Rank of each target (B,) among itself and `n_negatives` sampled items.
+
+    The negatives are drawn uniformly without replacement per user from the items that are
+    not padding, not the target and not in the history (random keys, then top-n over the
+    allowed items). Same pessimistic tie rule as `target_ranks`, so a sampled rank is never
+    worse than the full rank: sampled metrics are optimistic (Krichene & Rendle, KDD 2020).
+    """
+    _check_scores(scores)
+    targets = _check_targets(targets, scores)
+    _check_k(n_negatives, name="n_negatives")
+    batch, device = scores.shape[0], scores.device
+    rows = torch.arange(batch, device=device)
+    allowed = torch.ones_like(scores, dtype=torch.bool)  # (B, I + 1)
+    if history is not None:
+        allowed.scatter_(1, _check_history(history, scores), False)
+    allowed[:, 0] = False
+    allowed[rows, targets] = False
+    n_allowed = allowed.sum(dim=1)  # (B,)
+    if batch and n_allowed.min() < n_negatives:
+        user = int(torch.argmin(n_allowed))
+        raise ValueError(f"n_negatives={n_negatives} but user {user} has only "
+                         f"{int(n_allowed[user])} items left to sample from; "
+                         "lower n_negatives or use target_ranks (full ranking)")
+    keys_device = generator.device if generator is not None else device
+    keys = torch.rand(scores.shape, generator=generator, device=keys_device).to(device)
+    keys = keys.masked_fill(~allowed, -1.0)  # keys are in [0, 1): disallowed never win
+    negatives = keys.topk(n_negatives, dim=1).indices  # (B, n_negatives)
+    negative_scores = scores.gather(1, negatives)  # (B, n_negatives)
+    target_score = scores[rows, targets].unsqueeze(1)  # (B, 1)
+    beaten = (negative_scores >= target_score) & (negative_scores != NEG_INF)
+    return 1 + beaten.sum(dim=1)
+
+
+def evaluate_sampled(scores: Tensor, targets: Tensor, history: Tensor | None = None,
+                     n_negatives: int = 100, ks=(10,),
+                     generator: torch.Generator | None = None) -> dict[str, float]:
+    """Sampled HR@K, NDCG@K and MRR (keys as in `evaluate`), averaged over users."""
+    _check_scores(scores)
+    ks = _check_ks(ks, scores.shape[1] - 1)
+    ranks = sampled_ranks(scores, targets, history, n_negatives, generator)
+    return _summarise(ranks, ks)
+
+
+# --- several relevant items per user ------------------------------------------------------
+
+def topk_items(scores: Tensor, k: int) -> Tensor:
+    """The k highest-scoring item ids (B, k), best first; column 0 is never returned.
+
+    Ties go to the lower item id, so the list is deterministic. Masked (-inf) items come
+    last, so they appear only when k exceeds the number of unmasked items.
+    """
+    _check_scores(scores)
+    _check_k(k, scores.shape[1] - 1)
+    order = torch.sort(scores[:, 1:], dim=1, descending=True, stable=True).indices
+    return order[:, :k] + 1  # (B, k); +1 because column 0 was left out
+
+
+def _pessimistic_order(scores: Tensor, relevance: Tensor) -> Tensor:
+    """Item columns 1..I (B, I) by score descending; among equal scores the LESS relevant
+    item comes first (two stable sorts: relevance ascending, then score descending)."""
+    by_relevance = torch.sort(relevance[:, 1:], dim=1, stable=True).indices  # (B, I)
+    by_score = torch.sort(scores[:, 1:].gather(1, by_relevance), dim=1,
+                          descending=True, stable=True).indices
+    return by_relevance.gather(1, by_score)  # (B, I), 0-based over columns 1..I
+
+
+def _relevant_in_top_k(scores: Tensor, relevance: Tensor, k: int) -> Tensor:
+    _check_scores(scores)
+    relevance = _check_relevance(relevance, scores)
+    _check_k(k, scores.shape[1] - 1)
+    top = _pessimistic_order(scores, relevance)[:, :k]  # (B, k)
+    return relevance[:, 1:].gather(1, top) > 0  # (B, k)
+
+
+def _n_relevant(relevance: Tensor, scores: Tensor, metric: str) -> Tensor:
+    n_rel = (_check_relevance(relevance, scores)[:, 1:] > 0).sum(dim=1)  # (B,)
+    if (n_rel == 0).any():
+        user = int(torch.argmin(n_rel))
+        raise ValueError(f"{metric} is undefined for a user with no relevant item "
+                         f"(user {user}); drop such users before evaluating")
+    return n_rel
+
+
+def hits_at_k(scores: Tensor, relevance: Tensor, k: int) -> Tensor:
+    """HR@K with several relevant items: 1[any relevant item in the top k] per user (B,).
+
+    `relevance` (B, I + 1) is float or bool; an item is relevant iff its value is > 0.
+    Column 0 (padding) is ignored, so a relevance matrix built by scattering 0-padded id
+    lists is fine. Ties are pessimistic (a relevant item loses ties to irrelevant ones).
+    """
+    return _relevant_in_top_k(scores, relevance, k).any(dim=1).float()
+
+
+def recall_at_k(scores: Tensor, relevance: Tensor, k: int) -> Tensor:
+    """Recall@K = hits in the top k / |relevant| per user (B,).
+
+    Plain hits / |rel|, NOT hits / min(k, |rel|): a user with more relevant items than k
+    cannot reach 1. Users with no relevant item raise an error (recall is undefined).
+    """
+    hits = _relevant_in_top_k(scores, relevance, k).sum(dim=1)
+    return (hits / _n_relevant(relevance, scores, "recall")).float()
+
+
+def precision_at_k(scores: Tensor, relevance: Tensor, k: int) -> Tensor:
+    """Precision@K = hits in the top k / k per user (B,)."""
+    return _relevant_in_top_k(scores, relevance, k).sum(dim=1).float() / k
+
+
+def graded_ndcg_at_k(scores: Tensor, relevance: Tensor, k: int) -> Tensor:
+    """Graded NDCG@K per user (B,) with linear gains (as trec_eval, sklearn, torchmetrics).
+
+    `relevance` (B, I + 1) holds a gain w(i) >= 0 per item, e.g. exposure 0, click 1,
+    conversion alpha. DCG@K = sum_{r <= K} w(i_r) / log2(r + 1) over the ranked list;
+    IDCG@K is the DCG of the ideal order. Ties are pessimistic: among equal scores the less
+    relevant item is ranked first. Users whose IDCG is 0 (no gain at all) raise an error.
+    """
+    _check_scores(scores)
+    relevance = _check_relevance(relevance, scores)
+    _check_k(k, scores.shape[1] - 1)
+    discount = 1.0 / torch.log2(torch.arange(2, k + 2, device=scores.device,
+                                             dtype=torch.float64))  # (k,)
+    order = _pessimistic_order(scores, relevance)[:, :k]  # (B, k)
+    dcg = (relevance[:, 1:].gather(1, order) * discount).sum(dim=1)
+    ideal = torch.sort(relevance[:, 1:], dim=1, descending=True).values[:, :k]  # (B, k)
+    idcg = (ideal * discount).sum(dim=1)
+    if (idcg == 0).any():
+        user = int(torch.argmin(idcg))
+        raise ValueError(f"graded NDCG is undefined for a user with no positive gain "
+                         f"(user {user}); drop such users before evaluating")
+    return (dcg / idcg).float()
+
+
+# --- beyond accuracy: diversity and coverage of the recommended lists ---------------------
+
+def entropy_at_k(topk: Tensor, item_category: Tensor, base: float = 2.0) -> Tensor:
+    """Entropy of the category distribution within each user's top-k list (B,).
+
+    H = -sum_c p_c log p_c with p_c the share of the list in category c; in bits by
+    default (base 2). Categories [a, a, a, b, c] give 1.371 bits; one category gives 0.
+    `item_category` (I + 1,) maps each item id to a category index >= 0 (entry 0 unused).
+    """
+    _check_int_tensor(item_category, "item_category")
+    if item_category.dim() != 1 or item_category.numel() < 2:
+        raise ValueError("item_category must be 1-D (I + 1,), one category per item id "
+                         f"with entry 0 for padding; got shape {tuple(item_category.shape)}")
+    if item_category.min() < 0:
+        raise ValueError("item_category must hold category indices >= 0")
+    _check_topk(topk, item_category.numel() - 1)
+    if isinstance(base, bool) or not isinstance(base, (int, float)) or base <= 0 or base == 1:
+        raise ValueError(f"base must be a number > 0 and != 1 (2 for bits, e for nats), "
+                         f"got {base!r}")
+    item_category = item_category.to(topk.device).long()
+    categories = item_category[topk.long()]  # (B, K)
+    n_categories = int(item_category.max()) + 1
+    counts = torch.zeros(topk.shape[0], n_categories, device=topk.device, dtype=torch.float64)
+    counts.scatter_add_(1, categories, torch.ones_like(categories, dtype=torch.float64))
+    p = counts / topk.shape[1]  # (B, C)
+    plogp = torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))
+    return (-plogp.sum(dim=1) / math.log(base)).float()
+
+
+def coverage(topk: Tensor, n_items: int) -> float:
+    """Catalogue coverage: distinct items recommended across all lists / I."""
+    _check_k(n_items, name="n_items")
+    _check_topk(topk, n_items)
+    return torch.unique(topk).numel() / n_items
+
+
+# --- codebooks and semantic IDs -----------------------------------------------------------
+
+def code_counts(codes: Tensor, n_codes: int) -> Tensor:
+    """How often each code is used (n_codes,); `codes` has any shape, values in [0, N)."""
+    _check_codes(codes, n_codes)
+    return torch.bincount(codes.flatten().long(), minlength=n_codes)
+
+
+def utilisation(codes: Tensor, n_codes: int) -> float:
+    """Share of the codebook in use: codes used at least once / n_codes."""
+    return (code_counts(codes, n_codes) > 0).sum().item() / n_codes
+
+
+def perplexity(codes: Tensor, n_codes: int) -> float:
+    """Codebook perplexity exp(-sum p log p) (natural log) of the code usage p.
+
+    1 when a single code is used, n_codes when usage is uniform: the effective number of
+    codes in use.
+    """
+    p = code_counts(codes, n_codes).double()
+    p = p / p.sum()
+    plogp = torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))
+    return math.exp(-plogp.sum().item())
+
+
+def gini(counts: Tensor) -> float:
+    """Gini coefficient of a count vector, zeros included (popularity or code usage).
+
+    G = sum_i (2i - n - 1) x_(i) / (n sum x) over counts sorted ascending, i = 1..n.
+    0 for equal counts, approaching 1 when one entry holds everything (max 1 - 1/n).
+    """
+    _check_tensor(counts, "counts")
+    if counts.dim() != 1 or counts.numel() == 0:
+        raise ValueError(f"counts must be a non-empty 1-D tensor, got shape "
+                         f"{tuple(counts.shape)}; use code_counts(...) or a bincount")
+    x = counts.double()
+    if torch.isnan(x).any() or (x < 0).any():
+        raise ValueError("counts must be >= 0 and not NaN")
+    total = x.sum()
+    if total == 0:
+        raise ValueError("counts are all zero: the Gini coefficient is undefined")
+    x = torch.sort(x).values
+    n = x.numel()
+    i = torch.arange(1, n + 1, device=x.device, dtype=torch.float64)
+    return ((2 * i - n - 1) * x).sum().item() / (n * total.item())
+
+
+def collision_rate(ids: Tensor) -> float:
+    """Share of items whose semantic ID is not unique: 1 - unique rows / N, ids (N, L)."""
+    _check_int_tensor(ids, "ids")
+    if ids.dim() != 2 or ids.shape[0] == 0:
+        raise ValueError(f"ids must be 2-D (N, L), one semantic-ID tuple per item, "
+                         f"got shape {tuple(ids.shape)}; use ids[:, None] for 1 level")
+    return 1.0 - torch.unique(ids, dim=0).shape[0] / ids.shape[0]

@@ -1,0 +1,532 @@
+"""Metrics: hand-computed cases, the pessimistic tie policy, properties, and cross-checks
+against independent implementations (sklearn, torchmetrics, scipy)."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy.stats import entropy as scipy_entropy
+from sklearn.metrics import ndcg_score
+from torchmetrics.functional.retrieval import (retrieval_hit_rate, retrieval_normalized_dcg,
+                                               retrieval_reciprocal_rank)
+
+from course_lib import metrics as M
+
+PROPERTY = settings(max_examples=50, deadline=None)
+t = torch.tensor
+
+
+# --- strategies ---------------------------------------------------------------------------
+
+@st.composite
+def tied_scores(draw, min_items=2, max_items=12):
+    """(scores (B, I + 1), targets (B,)) with small integer scores, so ties are common."""
+    n_users = draw(st.integers(1, 4))
+    n_items = draw(st.integers(min_items, max_items))
+    values = draw(st.lists(st.integers(0, 3), min_size=n_users * (n_items + 1),
+                           max_size=n_users * (n_items + 1)))
+    scores = t(values, dtype=torch.float32).reshape(n_users, n_items + 1)
+    targets = t(draw(st.lists(st.integers(1, n_items), min_size=n_users, max_size=n_users)))
+    return scores, targets
+
+
+@st.composite
+def graded_case(draw):
+    """(scores, relevance, k): distinct scores (a permutation), integer gains in 0..3, and at
+    least one positive gain per user."""
+    n_users = draw(st.integers(1, 3))
+    n_items = draw(st.integers(2, 10))
+    k = draw(st.integers(1, n_items))
+    scores, relevance = [], []
+    for _ in range(n_users):
+        scores.append([0.0] + [float(v) for v in draw(st.permutations(range(n_items)))])
+        gains = draw(st.lists(st.integers(0, 3), min_size=n_items, max_size=n_items)
+                     .filter(lambda g: any(g)))
+        relevance.append([0.0] + [float(g) for g in gains])
+    return t(scores), t(relevance), k
+
+
+def random_scores(n_users, n_items, seed):
+    """Continuous random scores: no ties, for comparisons with libraries that average ties."""
+    return torch.randn(n_users, n_items + 1, generator=torch.Generator().manual_seed(seed))
+
+
+# --- leave-one-out ranks and metrics, by hand ---------------------------------------------
+
+def test_best_item_has_rank_1_and_full_metrics():
+    ranks = M.target_ranks(t([[0.0, 0.9, 0.1, 0.5]]), t([1]))
+    assert ranks.tolist() == [1]
+    assert M.hr_at_k(ranks, 1).item() == 1.0
+    assert M.ndcg_at_k(ranks, 1).item() == 1.0
+    assert M.mrr(ranks).item() == 1.0
+
+
+def test_rank_3_gives_ndcg_one_half():
+    ranks = M.target_ranks(t([[0.0, 0.9, 0.8, 0.7, 0.1]]), t([3]))
+    assert ranks.tolist() == [3]
+    assert M.ndcg_at_k(ranks, 3).item() == pytest.approx(0.5)
+    assert M.mrr(ranks).item() == pytest.approx(1 / 3)
+
+
+def test_a_miss_scores_zero_hr_and_ndcg_but_keeps_mrr():
+    ranks = t([5])
+    assert M.hr_at_k(ranks, 4).item() == 0.0
+    assert M.ndcg_at_k(ranks, 4).item() == 0.0
+    assert M.mrr(ranks).item() == pytest.approx(0.2)
+
+
+def test_padding_column_is_never_ranked():
+    assert M.target_ranks(t([[9.0, 0.2, 0.1, 0.5]]), t([1])).tolist() == [2]
+
+
+def test_target_tied_with_two_others_gets_rank_3():
+    assert M.target_ranks(t([[0.0, 0.5, 0.5, 0.5, 0.1]]), t([2])).tolist() == [3]
+
+
+def test_constant_model_ranks_every_target_last():
+    flat = torch.zeros(3, 8)
+    assert M.target_ranks(flat, t([1, 4, 7])).tolist() == [7, 7, 7]
+
+
+def test_history_items_are_masked_and_do_not_count():
+    scores = t([[0.0, 0.9, 0.8, 0.1, 0.7]])
+    assert M.target_ranks(scores, t([3])).tolist() == [4]
+    assert M.target_ranks(scores, t([3]), history=t([[0, 1, 2]])).tolist() == [2]
+
+
+def test_target_in_history_is_not_masked():
+    scores = t([[0.0, 0.9, 0.8, 0.1]])
+    assert M.target_ranks(scores, t([1]), history=t([[1, 2, 0]])).tolist() == [1]
+    masked = M.mask_history(scores, t([[1, 2, 0]]), targets=t([1]))
+    assert torch.equal(masked, t([[-math.inf, 0.9, -math.inf, 0.1]]))
+
+
+def test_mask_history_without_targets_masks_every_seen_item_and_keeps_the_input():
+    scores = t([[5.0, 1.0, 2.0, 3.0], [5.0, 1.0, 2.0, 3.0]])
+    masked = M.mask_history(scores, t([[0, 3], [2, 1]]))
+    assert masked.tolist() == [[-math.inf, 1.0, 2.0, -math.inf],
+                               [-math.inf, -math.inf, -math.inf, 3.0]]
+    assert scores[0, 0] == 5.0
+
+
+def test_already_masked_items_never_count_against_the_target():
+    scores = t([[-math.inf, -math.inf, -math.inf, 0.3, 0.1]])
+    assert M.target_ranks(scores, t([4])).tolist() == [2]
+
+
+def test_evaluate_reports_hr_ndcg_per_cutoff_and_mrr():
+    scores = t([[0.0, 0.9, 0.8, 0.7, 0.1],   # target 3 at rank 3
+                [0.0, 0.1, 0.2, 0.3, 0.9]])  # target 4 at rank 1
+    result = M.evaluate(scores, t([3, 4]), ks=(1, 3))
+    assert list(result) == ["HR@1", "NDCG@1", "HR@3", "NDCG@3", "MRR"]
+    assert result["HR@1"] == pytest.approx(0.5)
+    assert result["HR@3"] == pytest.approx(1.0)
+    assert result["NDCG@3"] == pytest.approx((0.5 + 1.0) / 2)
+    assert result["MRR"] == pytest.approx((1 / 3 + 1) / 2)
+
+
+# --- properties ---------------------------------------------------------------------------
+
+@PROPERTY
+@given(tied_scores(), st.integers(1, 12))
+def test_ndcg_at_k_lies_in_0_1(case, k):
+    scores, targets = case
+    ndcg = M.ndcg_at_k(M.target_ranks(scores, targets), k)
+    assert ((ndcg >= 0) & (ndcg <= 1)).all()
+
+
+@PROPERTY
+@given(tied_scores())
+def test_hr_is_non_decreasing_in_k(case):
+    scores, targets = case
+    ranks = M.target_ranks(scores, targets)
+    hr = torch.stack([M.hr_at_k(ranks, k) for k in range(1, scores.shape[1])])  # (I, B)
+    assert (hr[1:] >= hr[:-1]).all()
+
+
+@PROPERTY
+@given(tied_scores(), st.randoms(use_true_random=False))
+def test_ranks_do_not_depend_on_the_order_of_candidate_columns(case, rnd):
+    scores, targets = case
+    n_items = scores.shape[1] - 1
+    history = t([[rnd.randint(0, n_items) for _ in range(3)] for _ in range(len(targets))])
+    perm = list(range(n_items))
+    rnd.shuffle(perm)
+    new_column = torch.zeros(n_items + 1, dtype=torch.long)   # old item id -> new item id
+    new_column[torch.tensor(perm) + 1] = torch.arange(1, n_items + 1)
+    permuted = torch.cat([scores[:, :1], scores[:, 1:][:, perm]], dim=1)
+    assert torch.equal(M.target_ranks(permuted, new_column[targets], new_column[history]),
+                       M.target_ranks(scores, targets, history))
+
+
+@PROPERTY
+@given(tied_scores(), st.integers(1, 12))
+def test_recall_equals_hr_with_exactly_one_relevant_item(case, k):
+    scores, targets = case
+    k = min(k, scores.shape[1] - 1)
+    relevance = torch.zeros_like(scores)
+    relevance[torch.arange(len(targets)), targets] = 1.0
+    hr = M.hr_at_k(M.target_ranks(scores, targets), k)
+    assert torch.equal(M.recall_at_k(scores, relevance, k), hr)
+    assert torch.equal(M.hits_at_k(scores, relevance, k), hr)
+
+
+@PROPERTY
+@given(graded_case())
+def test_graded_ndcg_lies_in_0_1(case):
+    scores, relevance, k = case
+    ndcg = M.graded_ndcg_at_k(scores, relevance, k)
+    assert ((ndcg >= 0) & (ndcg <= 1 + 1e-6)).all()
+
+
+@PROPERTY
+@given(graded_case())
+def test_graded_ndcg_is_1_when_scores_are_the_relevance_itself(case):
+    _, relevance, k = case
+    # Equal scores here mean equal gains, so the pessimistic tie rule cannot hurt.
+    assert torch.allclose(M.graded_ndcg_at_k(relevance, relevance, k), torch.ones(len(relevance)))
+
+
+@PROPERTY
+@given(graded_case())
+def test_graded_ndcg_is_1_iff_no_less_relevant_item_sits_above_a_more_relevant_one(case):
+    scores, relevance, k = case
+    ndcg = M.graded_ndcg_at_k(scores, relevance, k)
+    for user in range(len(scores)):
+        order = np.argsort(-scores[user, 1:].numpy())[:k]       # distinct scores
+        gains = relevance[user, 1:].numpy()
+        top = gains[order]
+        best_rest = np.delete(gains, order).max(initial=0.0)
+        inverted = any(top[p] < top[q] for p in range(k) for q in range(p + 1, k))
+        ideal = not inverted and top.min() >= best_rest
+        if ideal:
+            assert ndcg[user].item() == pytest.approx(1.0)
+        else:
+            assert ndcg[user].item() < 1.0 - 1e-6
+
+
+def test_graded_ndcg_ties_put_the_less_relevant_item_first():
+    scores = t([[0.0, 1.0, 1.0]])
+    relevance = t([[0.0, 2.0, 0.0]])
+    # pessimistic order: item 2 (gain 0), then item 1 (gain 2): DCG = 2 / log2(3)
+    assert M.graded_ndcg_at_k(scores, relevance, 2).item() == pytest.approx(1 / math.log2(3))
+
+
+def test_graded_ndcg_by_hand_with_click_and_conversion_gains():
+    # ranked list: item 1 (click, 1), item 2 (exposure, 0), item 3 (conversion, alpha = 4)
+    scores = t([[0.0, 0.9, 0.5, 0.1]])
+    relevance = t([[0.0, 1.0, 0.0, 4.0]])
+    dcg = 1 / math.log2(2) + 4 / math.log2(4)
+    idcg = 4 / math.log2(2) + 1 / math.log2(3)
+    assert M.graded_ndcg_at_k(scores, relevance, 3).item() == pytest.approx(dcg / idcg)
+
+
+def test_recall_divides_by_all_relevant_items_not_by_k():
+    scores = t([[0.0, 0.9, 0.8, 0.7, 0.6]])
+    relevance = t([[0.0, 1.0, 1.0, 1.0, 0.0]])
+    assert M.recall_at_k(scores, relevance, 1).item() == pytest.approx(1 / 3)
+    assert M.precision_at_k(scores, relevance, 2).item() == pytest.approx(1.0)
+    assert M.precision_at_k(scores, relevance, 4).item() == pytest.approx(3 / 4)
+
+
+def test_hits_at_k_is_1_if_any_relevant_item_is_in_the_top_k():
+    scores = t([[0.0, 0.9, 0.8, 0.7], [0.0, 0.9, 0.8, 0.7]])
+    relevance = t([[False, False, True, True], [False, False, False, True]])
+    assert M.hits_at_k(scores, relevance, 2).tolist() == [1.0, 0.0]
+
+
+def test_topk_items_skips_padding_and_breaks_ties_by_lower_item_id():
+    scores = t([[99.0, 0.5, 0.9, 0.5, 0.5, -math.inf]])
+    assert M.topk_items(scores, 3).tolist() == [[2, 1, 3]]
+    assert M.topk_items(scores, 5).tolist() == [[2, 1, 3, 4, 5]]
+
+
+def test_entropy_of_the_worked_example_is_1_371_bits():
+    item_category = t([0, 0, 0, 0, 1, 2])  # items 1-3 in a, 4 in b, 5 in c
+    topk = t([[1, 2, 3, 4, 5], [1, 2, 3, 1, 2]])
+    assert M.entropy_at_k(topk, item_category).tolist() == [pytest.approx(1.371, abs=1e-3), 0.0]
+
+
+def test_coverage_counts_distinct_recommended_items():
+    assert M.coverage(t([[1, 2], [2, 3], [1, 3]]), n_items=6) == pytest.approx(0.5)
+
+
+@PROPERTY
+@given(st.lists(st.integers(0, 50), min_size=1, max_size=30).filter(any))
+def test_gini_lies_in_0_1(counts):
+    assert 0.0 <= M.gini(t(counts)) < 1.0
+
+
+@PROPERTY
+@given(st.integers(1, 50), st.integers(1, 100))
+def test_gini_is_0_for_uniform_counts(n, c):
+    assert M.gini(torch.full((n,), c)) == pytest.approx(0.0, abs=1e-12)
+
+
+def test_gini_by_hand_when_one_entry_holds_everything():
+    assert M.gini(t([0, 0, 0, 10])) == pytest.approx(0.75)   # 1 - 1/n
+
+
+@PROPERTY
+@given(st.integers(1, 16).flatmap(
+    lambda n: st.tuples(st.just(n), st.lists(st.integers(0, n - 1), min_size=1, max_size=64))))
+def test_perplexity_lies_between_1_and_n_codes_and_utilisation_in_0_1(case):
+    n_codes, codes = case
+    codes = t(codes)
+    assert 1.0 - 1e-9 <= M.perplexity(codes, n_codes) <= n_codes + 1e-9
+    assert 0.0 < M.utilisation(codes, n_codes) <= 1.0
+
+
+def test_uniform_codes_have_perplexity_n_codes_and_full_utilisation():
+    codes = torch.arange(8).repeat(3)
+    assert M.code_counts(codes, 8).tolist() == [3] * 8
+    assert M.perplexity(codes, 8) == pytest.approx(8.0)
+    assert M.utilisation(codes, 8) == 1.0
+    assert M.utilisation(t([0, 0, 1]), 8) == pytest.approx(0.25)
+
+
+def test_collision_rate_counts_duplicate_semantic_ids():
+    ids = t([[1, 2], [1, 2], [1, 3], [4, 2]])
+    assert M.collision_rate(ids) == pytest.approx(0.25)
+    assert M.collision_rate(t([[0, 1], [1, 0]])) == 0.0
+
+
+# --- cross-checks against independent implementations (continuous scores, no ties) --------
+
+def test_hr_ndcg_mrr_agree_with_torchmetrics():
+    # torchmetrics' reciprocal rank drops items with scores <= 0, so keep scores positive.
+    scores = random_scores(20, 30, seed=0).sigmoid()
+    targets = torch.randint(1, 31, (20,), generator=torch.Generator().manual_seed(1))
+    ranks = M.target_ranks(scores, targets)
+    for user in range(20):
+        relevant = torch.zeros(30, dtype=torch.bool)
+        relevant[targets[user] - 1] = True
+        preds = scores[user, 1:]
+        for k in (1, 5, 10):
+            assert M.hr_at_k(ranks, k)[user] == pytest.approx(
+                retrieval_hit_rate(preds, relevant, top_k=k).item())
+            assert M.ndcg_at_k(ranks, k)[user] == pytest.approx(
+                retrieval_normalized_dcg(preds, relevant, top_k=k).item(), abs=1e-6)
+        assert M.mrr(ranks)[user] == pytest.approx(
+            retrieval_reciprocal_rank(preds, relevant).item(), abs=1e-6)
+
+
+def test_graded_ndcg_agrees_with_sklearn():
+    scores = random_scores(15, 25, seed=2)
+    gen = torch.Generator().manual_seed(3)
+    relevance = torch.randint(0, 4, (15, 26), generator=gen).float()
+    relevance[:, 1] += 1.0   # every user has some gain
+    for k in (1, 5, 25):
+        ours = M.graded_ndcg_at_k(scores, relevance, k)
+        for user in range(15):
+            theirs = ndcg_score(relevance[user:user + 1, 1:].numpy(),
+                                scores[user:user + 1, 1:].numpy(), k=k)
+            assert ours[user].item() == pytest.approx(theirs, abs=1e-6)
+
+
+def test_entropy_agrees_with_scipy():
+    gen = torch.Generator().manual_seed(4)
+    item_category = torch.randint(0, 5, (41,), generator=gen)
+    topk = M.topk_items(random_scores(10, 40, seed=5), 10)
+    ours = M.entropy_at_k(topk, item_category)
+    for user in range(10):
+        counts = np.bincount(item_category[topk[user]].numpy(), minlength=5)
+        assert ours[user].item() == pytest.approx(scipy_entropy(counts, base=2), abs=1e-6)
+
+
+# --- sampled ranks ------------------------------------------------------------------------
+
+@PROPERTY
+@given(tied_scores(min_items=6), st.integers(0, 2**31 - 1))
+def test_sampled_rank_is_never_worse_than_the_full_rank(case, seed):
+    scores, targets = case
+    other = targets % (scores.shape[1] - 1) + 1          # a seen item that is not the target
+    history = torch.stack([other, torch.zeros_like(targets)], dim=1)
+    gen = torch.Generator().manual_seed(seed)
+    sampled = M.sampled_ranks(scores, targets, history, n_negatives=3, generator=gen)
+    assert (sampled <= M.target_ranks(scores, targets, history)).all()
+
+
+def test_negatives_never_include_the_history_or_the_target():
+    # Items 1-3 (history) outscore the target 4; items 5-6 (the only allowed ones) do not.
+    scores = t([[0.0, 9.0, 9.0, 9.0, 0.5, 0.1, 0.2]]).repeat(50, 1)
+    targets = torch.full((50,), 4)
+    history = t([[1, 2, 3]]).repeat(50, 1)
+    ranks = M.sampled_ranks(scores, targets, history, n_negatives=2,
+                            generator=torch.Generator().manual_seed(0))
+    assert (ranks == 1).all()
+
+
+def test_every_sampled_negative_that_outscores_the_target_counts():
+    scores = t([[0.0, 1.0, 2.0, 3.0, 4.0, 5.0]]).repeat(10, 1)
+    ranks = M.sampled_ranks(scores, torch.full((10,), 1), n_negatives=3,
+                            generator=torch.Generator().manual_seed(0))
+    assert (ranks == 4).all()
+
+
+def test_negatives_are_drawn_uniformly():
+    # Target 1 scores 0.5; half of the 100 other items score above it.
+    row = torch.cat([t([0.0, 0.5]), torch.ones(50), torch.zeros(50)])
+    scores = row.repeat(2000, 1)
+    ranks = M.sampled_ranks(scores, torch.ones(2000, dtype=torch.long), n_negatives=10,
+                            generator=torch.Generator().manual_seed(0))
+    assert (ranks - 1).float().mean().item() == pytest.approx(5.0, abs=0.2)
+
+
+def test_sampled_ranks_repeat_with_a_seeded_generator():
+    scores = random_scores(64, 200, seed=6)
+    targets = torch.randint(1, 201, (64,), generator=torch.Generator().manual_seed(7))
+    run = [M.sampled_ranks(scores, targets, n_negatives=20,
+                           generator=torch.Generator().manual_seed(seed)) for seed in (0, 0, 1)]
+    assert torch.equal(run[0], run[1])
+    assert not torch.equal(run[0], run[2])
+
+
+def test_evaluate_sampled_is_optimistic_compared_with_full_ranking():
+    scores = random_scores(100, 300, seed=8)
+    targets = torch.randint(1, 301, (100,), generator=torch.Generator().manual_seed(9))
+    full = M.evaluate(scores, targets, ks=(10,))
+    sampled = M.evaluate_sampled(scores, targets, n_negatives=50, ks=(10,),
+                                 generator=torch.Generator().manual_seed(0))
+    assert list(sampled) == list(full)
+    assert all(sampled[key] >= full[key] for key in full)
+
+
+# --- devices ------------------------------------------------------------------------------
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_metrics_run_on_the_input_device():
+    scores = random_scores(8, 50, seed=10)
+    targets = torch.randint(1, 51, (8,), generator=torch.Generator().manual_seed(11))
+    history = torch.randint(0, 51, (8, 5), generator=torch.Generator().manual_seed(12))
+    ranks = M.target_ranks(scores.cuda(), targets.cuda(), history.cuda())
+    assert ranks.device.type == "cuda"
+    assert torch.equal(ranks.cpu(), M.target_ranks(scores, targets, history))
+    sampled = M.sampled_ranks(scores.cuda(), targets.cuda(), history.cuda(), n_negatives=10,
+                              generator=torch.Generator().manual_seed(0))
+    assert sampled.device.type == "cuda"
+    relevance = torch.rand(8, 51)
+    assert torch.allclose(M.graded_ndcg_at_k(scores.cuda(), relevance.cuda(), 10).cpu(),
+                          M.graded_ndcg_at_k(scores, relevance, 10))
+
+
+# --- bad inputs: each error says what was wrong and how to fix it -------------------------
+
+def test_k_below_1_is_rejected():
+    with pytest.raises(ValueError, match="k must be an int >= 1, got 0"):
+        M.hr_at_k(t([1, 2]), 0)
+
+
+def test_k_larger_than_the_catalogue_is_rejected():
+    with pytest.raises(ValueError, match="larger than the number of items I=3"):
+        M.topk_items(torch.rand(2, 4), 4)
+
+
+def test_1d_scores_are_rejected():
+    with pytest.raises(ValueError, match=r"scores must be 2-D \(B, I \+ 1\)"):
+        M.target_ranks(torch.rand(5), t([1]))
+
+
+def test_integer_scores_are_rejected():
+    with pytest.raises(TypeError, match="floating-point"):
+        M.target_ranks(torch.ones(2, 5, dtype=torch.long), t([1, 2]))
+
+
+def test_nan_scores_are_rejected():
+    with pytest.raises(ValueError, match="scores contain NaN: check the model's output"):
+        M.target_ranks(t([[0.0, math.nan, 1.0]]), t([1]))
+
+
+def test_padding_target_is_rejected():
+    with pytest.raises(ValueError, match=r"targets must be item ids in \[1, I\] = \[1, 20\]"):
+        M.target_ranks(torch.rand(2, 21), t([0, 3]))
+
+
+def test_target_beyond_the_catalogue_is_rejected():
+    with pytest.raises(ValueError, match="0 is padding"):
+        M.evaluate(torch.rand(2, 21), t([21, 3]))
+
+
+def test_float_targets_are_rejected():
+    with pytest.raises(TypeError, match="targets must be an integer tensor"):
+        M.target_ranks(torch.rand(2, 5), t([1.0, 2.0]))
+
+
+def test_targets_with_the_wrong_number_of_rows_are_rejected():
+    with pytest.raises(ValueError, match="targets has 3 rows but scores has 4"):
+        M.target_ranks(torch.rand(4, 6), t([1, 2, 3]))
+
+
+def test_history_with_the_wrong_number_of_rows_is_rejected():
+    with pytest.raises(ValueError, match="history has 3 rows but scores has 4"):
+        M.mask_history(torch.rand(4, 6), torch.ones(3, 2, dtype=torch.long))
+
+
+def test_history_ids_beyond_the_catalogue_are_rejected():
+    with pytest.raises(ValueError, match="history must hold item ids"):
+        M.target_ranks(torch.rand(1, 6), t([1]), history=t([[7]]))
+
+
+def test_ranks_below_1_are_rejected():
+    with pytest.raises(ValueError, match="ranks must be 1-based"):
+        M.ndcg_at_k(t([0, 2]), 10)
+
+
+def test_too_few_items_to_sample_from_is_an_error():
+    scores = torch.rand(3, 21)
+    history = torch.zeros(3, 9, dtype=torch.long)
+    history[2] = torch.arange(2, 11)        # user 2 has 20 - 1 - 9 = 10 items left
+    with pytest.raises(ValueError, match="n_negatives=50 but user 2 has only 10 items left"):
+        M.sampled_ranks(scores, t([1, 1, 1]), history, n_negatives=50)
+
+
+def test_relevance_of_the_wrong_shape_is_rejected():
+    with pytest.raises(ValueError, match="relevance must have the shape of scores"):
+        M.recall_at_k(torch.rand(2, 6), torch.ones(2, 5), 3)
+
+
+def test_negative_relevance_is_rejected():
+    with pytest.raises(ValueError, match="relevance must be >= 0"):
+        M.graded_ndcg_at_k(torch.rand(1, 4), t([[0.0, 1.0, -1.0, 0.0]]), 2)
+
+
+def test_recall_for_a_user_without_relevant_items_is_an_error():
+    with pytest.raises(ValueError, match="no relevant item"):
+        M.recall_at_k(torch.rand(2, 5), t([[0.0, 1, 0, 0, 0], [1.0, 0, 0, 0, 0]]), 2)
+
+
+def test_graded_ndcg_with_zero_idcg_is_an_error():
+    with pytest.raises(ValueError, match="no positive gain"):
+        M.graded_ndcg_at_k(torch.rand(1, 4), torch.zeros(1, 4), 2)
+
+
+def test_topk_with_padding_ids_is_rejected():
+    with pytest.raises(ValueError, match="0 is padding and is never recommended"):
+        M.coverage(t([[0, 1]]), n_items=5)
+
+
+def test_codes_outside_the_codebook_are_rejected():
+    with pytest.raises(ValueError, match=r"codes must be indices in \[0, n_codes\)"):
+        M.perplexity(t([0, 3, 8]), 8)
+
+
+def test_all_zero_counts_have_no_gini():
+    with pytest.raises(ValueError, match="counts are all zero"):
+        M.gini(torch.zeros(4))
+
+
+def test_one_dimensional_semantic_ids_are_rejected():
+    with pytest.raises(ValueError, match=r"ids must be 2-D \(N, L\)"):
+        M.collision_rate(t([1, 2, 3]))
+
+
+def test_entropy_base_1_is_rejected():
+    with pytest.raises(ValueError, match="base must be a number > 0 and != 1"):
+        M.entropy_at_k(t([[1, 2]]), t([0, 0, 1]), base=1)
+
+
+def test_non_tensor_scores_are_rejected():
+    with pytest.raises(TypeError, match="scores must be a torch.Tensor"):
+        M.target_ranks([[0.0, 1.0]], t([1]))
