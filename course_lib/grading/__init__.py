@@ -1,4 +1,5 @@
-"""Autograded checks for the exercise notebooks.
+"""Autograded checks for the exercise notebooks: the machinery here, one module per lesson
+(`lesson00`, ...) with its `check_*` functions.
 
 Each `check_*` calls the learner's function on fixed cases and seeded random cases, compares
 with the library's reference, and prints a short verdict. A wrong answer raises `CheckFailed`
@@ -14,8 +15,6 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-from course_lib import metrics
-from course_lib.data import sequences
 
 
 class CheckFailed(AssertionError):
@@ -67,7 +66,7 @@ def _show(value) -> str:
     return text if len(text) < 200 else text[:200] + " ..."
 
 
-def _close(got, expected) -> bool:
+def close(got, expected) -> bool:
     try:
         got = torch.as_tensor(got, dtype=torch.float64)
     except (TypeError, ValueError, RuntimeError):
@@ -76,31 +75,8 @@ def _close(got, expected) -> bool:
     return got.shape == expected.shape and bool(torch.allclose(got, expected, atol=1e-6))
 
 
-# ---------------------------------------------------------------- lesson 00: evaluation
-
-def check_split_sequence(fn) -> bool:
-    """fn(sequence) -> (train items, valid item, test item); < 3 items raises ValueError."""
-    rng = np.random.default_rng(0)
-    cases = [("three items", ([4, 7, 9],), ([4], 7, 9)),
-             ("repeated item", ([5, 5, 2, 5],), ([5, 5], 2, 5))]
-    for i in range(8):
-        seq = rng.integers(1, 50, size=rng.integers(3, 12)).tolist()
-        train, valid, test = sequences.split_sequence(seq)
-        cases.append((f"random {i}", (seq,), (train.tolist(), valid, test)))
-
-    def same(got, expected):
-        try:
-            train, valid, test = got
-            return (list(np.asarray(train).tolist()) == expected[0]
-                    and int(valid) == expected[1] and int(test) == expected[2])
-        except (TypeError, ValueError):
-            return False
-
-    run_check("split_sequence", fn, cases, same)
-    return _expect_error("split_sequence", fn, ([3, 8],), ValueError, "a 2-item sequence")
-
-
-def _expect_error(task, fn, args, error, what) -> bool:
+def expect_error(task, fn, args, error, what) -> bool:
+    """Pass if `fn(*args)` raises `error` (the input `what` is invalid)."""
     try:
         fn(*args)
     except error:
@@ -115,38 +91,5 @@ def _expect_error(task, fn, args, error, what) -> bool:
                       "but your function returned normally")
 
 
-def check_target_rank(fn) -> bool:
-    """fn(scores (I + 1,), target) -> 1-based rank, column 0 ignored, ties pessimistic."""
-    t = torch.tensor
-    cases = [("best item", (t([9.0, 0.9, 0.1, 0.5]), 1), 1),
-             ("padding column ignored", (t([9.0, 0.2, 0.1, 0.5]), 1), 2),
-             ("ties count against the target", (t([0.0, 0.5, 0.5, 0.5, 0.1]), 2), 3),
-             ("last place", (t([0.0, 0.3, 0.2, 0.1]), 3), 3)]
-    gen = torch.Generator().manual_seed(0)
-    for i in range(10):
-        scores = torch.randint(0, 5, (12,), generator=gen).float()   # small ints: many ties
-        target = int(torch.randint(1, 12, (1,), generator=gen))
-        expected = int(metrics.target_ranks(scores[None], t([target]))[0])
-        cases.append((f"random {i}", (scores, target), expected))
-    return run_check("target_rank", fn, cases, lambda got, exp: _close(got, exp))
-
-
-def _rank_cases():
-    gen = torch.Generator().manual_seed(1)
-    out = [("hand", (torch.tensor([1, 3, 10, 11]), 10))]
-    for i in range(6):
-        ranks = torch.randint(1, 40, (16,), generator=gen)
-        out.append((f"random {i}", (ranks, int(torch.randint(1, 30, (1,), generator=gen)))))
-    return out
-
-
-def check_hr_at_k(fn) -> bool:
-    """fn(ranks (B,), k) -> per-user HR@k (B,)."""
-    cases = [(name, args, metrics.hr_at_k(*args)) for name, args in _rank_cases()]
-    return run_check("hr_at_k", fn, cases, _close)
-
-
-def check_ndcg_at_k(fn) -> bool:
-    """fn(ranks (B,), k) -> per-user NDCG@k (B,) with one relevant item."""
-    cases = [(name, args, metrics.ndcg_at_k(*args)) for name, args in _rank_cases()]
-    return run_check("ndcg_at_k", fn, cases, _close)
+# The lessons' checks, importable as course_lib.grading.check_*.
+from course_lib.grading.lesson00 import *  # noqa: E402,F401,F403
