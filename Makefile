@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml constraints.txt
 
 ## lab: set up and open the course in JupyterLab
 lab: $(STAMP)
-	$(BIN)/jupyter lab notebooks/00_data_and_evaluation.ipynb
+	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_data_and_evaluation.ipynb
 
 ## course: set up and execute every notebook headless to HTML in build/html
 course: $(STAMP)
