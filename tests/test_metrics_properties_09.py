@@ -1,0 +1,117 @@
+"""Properties of the metrics that lesson 09 relies on and tests/test_metrics.py does not
+already state: NDCG is 1 exactly for the ideal order and does not depend on the order of the
+candidate columns, recall and hits grow with K, precision and recall count the same hits,
+Entropy@K is bounded and ignores the order of the list, and a sampled rank never exceeds the
+number of negatives plus one."""
+import math
+
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from course_lib import metrics as M
+
+PROPERTY = settings(max_examples=50, deadline=None)
+t = torch.tensor
+
+
+@st.composite
+def graded_case(draw, distinct_scores=True):
+    """(scores (B, I + 1), relevance (B, I + 1), k) with gains in 0..3 and a positive gain
+    for every user; scores are a permutation (no ties) unless distinct_scores is False."""
+    n_users = draw(st.integers(1, 3))
+    n_items = draw(st.integers(2, 10))
+    k = draw(st.integers(1, n_items))
+    scores, relevance = [], []
+    for _ in range(n_users):
+        if distinct_scores:
+            row = [float(v) for v in draw(st.permutations(range(n_items)))]
+        else:
+            row = [float(v) for v in draw(st.lists(st.integers(0, 3), min_size=n_items,
+                                                   max_size=n_items))]
+        scores.append([0.0] + row)
+        gains = draw(st.lists(st.integers(0, 3), min_size=n_items, max_size=n_items)
+                     .filter(lambda g: any(g)))
+        relevance.append([0.0] + [float(g) for g in gains])
+    return t(scores), t(relevance), k
+
+
+def _permute_columns(x: torch.Tensor, perm: list[int]) -> torch.Tensor:
+    """Relabel items 1..I by `perm`, keeping column 0 (padding) in place."""
+    return torch.cat([x[:, :1], x[:, 1:][:, perm]], dim=1)
+
+
+@PROPERTY
+@given(st.integers(1, 50), st.integers(1, 20))
+def test_leave_one_out_ndcg_is_1_iff_the_target_is_ranked_first(rank, k):
+    ndcg = M.ndcg_at_k(t([rank]), k).item()
+    assert (ndcg == 1.0) == (rank == 1)
+    assert 0.0 <= ndcg <= 1.0
+
+
+@PROPERTY
+@given(graded_case(distinct_scores=False), st.randoms(use_true_random=False))
+def test_graded_ndcg_does_not_depend_on_the_order_of_candidate_columns(case, rnd):
+    scores, relevance, k = case
+    perm = list(range(scores.shape[1] - 1))
+    rnd.shuffle(perm)
+    permuted = M.graded_ndcg_at_k(_permute_columns(scores, perm),
+                                  _permute_columns(relevance, perm), k)
+    assert torch.allclose(permuted, M.graded_ndcg_at_k(scores, relevance, k))
+
+
+@PROPERTY
+@given(graded_case(distinct_scores=False))
+def test_recall_and_hits_never_fall_as_k_grows(case):
+    scores, relevance, _ = case
+    ks = range(1, scores.shape[1])
+    recall = torch.stack([M.recall_at_k(scores, relevance, k) for k in ks])   # (I, B)
+    hits = torch.stack([M.hits_at_k(scores, relevance, k) for k in ks])
+    assert (recall[1:] >= recall[:-1]).all() and (hits[1:] >= hits[:-1]).all()
+    assert torch.allclose(recall[-1], torch.ones_like(recall[-1]))             # k = I finds all
+
+
+@PROPERTY
+@given(graded_case(distinct_scores=False))
+def test_precision_times_k_equals_recall_times_the_number_of_relevant_items(case):
+    scores, relevance, k = case
+    n_relevant = (relevance[:, 1:] > 0).sum(dim=1).float()
+    assert torch.allclose(M.precision_at_k(scores, relevance, k) * k,
+                          M.recall_at_k(scores, relevance, k) * n_relevant)
+
+
+@PROPERTY
+@given(graded_case(distinct_scores=False))
+def test_binary_ndcg_is_0_exactly_when_no_relevant_item_is_in_the_top_k(case):
+    scores, relevance, k = case
+    binary = (relevance > 0).float()
+    ndcg = M.graded_ndcg_at_k(scores, binary, k)
+    hits = M.hits_at_k(scores, binary, k)
+    assert torch.equal(ndcg == 0, hits == 0)
+
+
+@PROPERTY
+@given(st.integers(1, 8).flatmap(lambda c: st.tuples(
+    st.just(c), st.lists(st.integers(0, c - 1), min_size=3, max_size=30))),
+    st.integers(1, 10), st.randoms(use_true_random=False))
+def test_entropy_at_k_is_bounded_and_ignores_the_order_of_the_list(case, k, rnd):
+    n_categories, categories = case
+    item_category = t([0] + categories)                       # items 1..len(categories)
+    n_items = len(categories)
+    k = min(k, n_items)
+    topk = t([rnd.sample(range(1, n_items + 1), k)])
+    shuffled = topk[:, t(rnd.sample(range(k), k))]
+    entropy = M.entropy_at_k(topk, item_category).item()
+    distinct = len(set(item_category[topk[0]].tolist()))
+    assert -1e-6 <= entropy <= math.log2(distinct) + 1e-6
+    assert M.entropy_at_k(shuffled, item_category).item() == entropy
+
+
+@PROPERTY
+@given(st.integers(5, 30), st.integers(1, 4), st.integers(0, 2**31 - 1))
+def test_a_sampled_rank_lies_between_1_and_n_negatives_plus_1(n_items, n_negatives, seed):
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randn(6, n_items + 1, generator=gen)
+    targets = torch.randint(1, n_items + 1, (6,), generator=gen)
+    ranks = M.sampled_ranks(scores, targets, n_negatives=n_negatives, generator=gen)
+    assert ((ranks >= 1) & (ranks <= n_negatives + 1)).all()
