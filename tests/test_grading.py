@@ -55,3 +55,22 @@ def test_split_without_the_short_sequence_error_fails():
 def test_failures_render_as_one_friendly_line_in_jupyter():
     rendered = grading.CheckFailed("hr_at_k: wrong")._render_traceback_()
     assert rendered == ["\u274c hr_at_k: wrong"]
+
+
+# ---------------------------------------------------------------- lesson 09
+
+def test_lesson09_checks_accept_the_library_references():
+    from course_lib import losses
+    from course_lib.grading import lesson09
+
+    assert lesson09.check_relevance_from_events(lesson09.relevance_from_events)
+    assert lesson09.check_weighted_ndcg_at_k(metrics.graded_ndcg_at_k)
+    assert lesson09.check_reciprocal_rank(lambda s, t: metrics.mrr(metrics.target_ranks(s, t)))
+    assert lesson09.check_entropy_at_k(metrics.entropy_at_k)
+    assert lesson09.check_bpr_loss(losses.bpr_loss)
+
+
+def test_lesson09_entropy_in_nats_is_caught():
+    from course_lib.grading import lesson09
+    with pytest.raises(grading.CheckFailed):
+        lesson09.check_entropy_at_k(lambda topk, cat: metrics.entropy_at_k(topk, cat, base=torch.e))
