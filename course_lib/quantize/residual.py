@@ -1,0 +1,140 @@
+"""Residual quantization: L vector quantizers, each coding what the previous ones missed.
+
+TIGER's RQ-VAE (Rajput et al. 2023, section 3.1; Zeghidour et al. 2021 and Lee et al. 2022
+before it) quantizes a vector z level by level:
+
+    r_0 = z,   c_l = argmin_k ||r_l - e^l_k||,   r_{l+1} = r_l - e^l_{c_l},
+    z_hat = sum_l e^l_{c_l}
+
+so level 1 picks a coarse region and every later level refines the remaining error. The
+codes (c_1, ..., c_L) are the item's semantic ID (before the collision token). Each level
+is a `VectorQuantizer` (STE, codebook and commitment losses with beta 0.25, and its EMA,
+k-means-init and dead-code options), so the training loss is
+
+    sum_l ||sg[r_l] - e^l_{c_l}||^2 + beta ||r_l - sg[e^l_{c_l}]||^2.
+
+`residual_quantize` is the same recursion as a plain function for fixed codebooks (what
+RQ-KMeans produces, and what the exercise rebuilds).
+
+Names: N vectors, D width, L levels, K codes per level.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from typing import NamedTuple, Sequence
+
+import torch
+from torch import Tensor, nn
+
+from course_lib import metrics
+from course_lib.quantize.vq import VectorQuantizer, VQConfig, nearest_codes
+
+
+class ResidualCodes(NamedTuple):
+    codes: Tensor         # (N, L) the code picked at every level
+    quantized: Tensor     # (N, D) z_hat, the sum of the picked codewords
+    residuals: Tensor     # (L + 1, N, D) r_0 = z, ..., r_L = z - z_hat
+
+
+def residual_quantize(z: Tensor, codebooks: Tensor | Sequence[Tensor]) -> ResidualCodes:
+    """Quantize z (N, D) with fixed codebooks (L, K, D) (or a list of (K_l, D)), level by level."""
+    z = torch.as_tensor(z, dtype=torch.float32)
+    if z.dim() != 2:
+        raise ValueError(f"z must be 2-D (N, D), got shape {tuple(z.shape)}")
+    if torch.isnan(z).any():
+        raise ValueError("z contains NaN; fix the inputs before quantizing")
+    if len(codebooks) < 1:
+        raise ValueError("need at least one codebook (levels >= 1)")
+    residual, codes, residuals = z, [], [z]
+    for level, codebook in enumerate(codebooks):
+        codebook = torch.as_tensor(codebook, dtype=z.dtype, device=z.device)
+        if codebook.dim() != 2 or codebook.shape[1] != z.shape[1]:
+            raise ValueError(f"codebook {level} must be (K, {z.shape[1]}), got shape "
+                             f"{tuple(codebook.shape)}")
+        c = nearest_codes(residual, codebook)                              # (N,)
+        residual = residual - codebook[c]                                  # r_{l+1}
+        codes.append(c)
+        residuals.append(residual)
+    return ResidualCodes(torch.stack(codes, dim=1), z - residual, torch.stack(residuals))
+
+
+@dataclass
+class RQConfig:
+    """A residual quantizer: `n_levels` levels of `codebook_size` codes of width `dim`.
+
+    Defaults are TIGER's (3 levels x 256 codes of dimension 32, beta 0.25, k-means init of
+    every codebook on the first batch); `ema` and `dead_code_threshold` are
+    `VQConfig`'s options, applied to every level, off by default.
+    """
+
+    n_levels: int = 3
+    codebook_size: int = 256
+    dim: int = 32
+    beta: float = 0.25
+    kmeans_init: bool = True
+    ema: bool = False
+    decay: float = 0.99
+    dead_code_threshold: float = 0.0
+
+    def __post_init__(self):
+        if self.n_levels < 1:
+            raise ValueError(f"n_levels must be >= 1, got {self.n_levels}")
+
+    def level_config(self) -> VQConfig:
+        return VQConfig(codebook_size=self.codebook_size, dim=self.dim, beta=self.beta,
+                        ema=self.ema, decay=self.decay, kmeans_init=self.kmeans_init,
+                        dead_code_threshold=self.dead_code_threshold)
+
+
+@dataclass
+class RQResult:
+    quantized: Tensor          # (N, D) z_hat in value, the identity in gradient (STE)
+    codes: Tensor              # (N, L)
+    loss: Tensor               # scalar: the sum of every level's codebook + beta * commitment
+    level_losses: list         # L scalars
+    residual_norms: Tensor     # (L + 1,) mean ||r_l|| over the batch, l = 0..L
+    codebook_size: int
+
+    def utilisation(self) -> list[float]:
+        """Share of each level's codebook used by this batch."""
+        return [metrics.utilisation(self.codes[:, l], self.codebook_size)
+                for l in range(self.codes.shape[1])]
+
+
+class ResidualQuantizer(nn.Module):
+    """L `VectorQuantizer`s applied to successive residuals (module docstring)."""
+
+    def __init__(self, config: RQConfig):
+        super().__init__()
+        self.config = config
+        level = config.level_config()
+        self.levels = nn.ModuleList(VectorQuantizer(replace(level)) for _ in range(config.n_levels))
+
+    @property
+    def codebooks(self) -> Tensor:
+        """(L, K, D), detached."""
+        return torch.stack([q.codebook.detach() for q in self.levels])
+
+    def forward(self, z: Tensor) -> RQResult:
+        if z.dim() != 2:
+            raise ValueError(f"z must be 2-D (N, D), got shape {tuple(z.shape)}")
+        residual, codes, losses, norms = z, [], [], [z.norm(dim=1).mean()]
+        for quantizer in self.levels:
+            out = quantizer(residual)
+            # The next level codes the error left by this codeword; its value is fixed
+            # (detached) so that the gradient of r_{l+1} w.r.t. z stays the identity.
+            residual = residual - out.quantized.detach()                   # r_{l+1}  (N, D)
+            codes.append(out.codes)
+            losses.append(out.loss)
+            norms.append(residual.norm(dim=1).mean())
+        z_hat = z - residual                                               # sum of codewords
+        quantized = z + (z_hat - z).detach()                               # one STE for the sum
+        return RQResult(quantized=quantized, codes=torch.stack(codes, dim=1),
+                        loss=torch.stack(losses).sum(), level_losses=losses,
+                        residual_norms=torch.stack(norms).detach(),
+                        codebook_size=self.config.codebook_size)
+
+    @torch.no_grad()
+    def quantize(self, z: Tensor) -> Tensor:
+        """Codes (N, L) of z (N, D), no losses and no codebook updates."""
+        return residual_quantize(z, self.codebooks).codes

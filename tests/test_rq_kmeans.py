@@ -1,0 +1,165 @@
+"""RQ-KMeans, balanced RQ-KMeans (OneRec) and hierarchical constrained k-means IDs
+(ColaRec): the residual recursion, equal cluster sizes, capped hierarchical clusters,
+collaborative item vectors, and clear errors on bad input."""
+import math
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from sklearn.metrics import normalized_mutual_info_score
+
+from course_lib.data.world import WorldConfig, make_world
+from course_lib.quantize.kmeans import (balanced_kmeans, balanced_sizes,
+                                        hierarchical_kmeans_ids, rq_kmeans, svd_item_vectors)
+from course_lib.quantize.residual import residual_quantize
+
+PROPERTY = settings(max_examples=15, deadline=None)
+
+
+@pytest.fixture(scope="module")
+def world():
+    return make_world(WorldConfig(n_users=300, n_items=200, seed=3))
+
+
+def blobs(n=120, d=6, seed=0):
+    gen = torch.Generator().manual_seed(seed)
+    centres = 3 * torch.randn(5, d, generator=gen)
+    return centres[torch.arange(n) % 5] + torch.randn(n, d, generator=gen)
+
+
+# --- RQ-KMeans -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("balanced, fill", [(False, "in_turn"), (True, "in_turn"),
+                                            (True, "nearest")])
+def test_mean_squared_residual_never_increases_level_by_level(balanced, fill):
+    x = blobs()
+    result = rq_kmeans(x, n_levels=4, codebook_size=8, balanced=balanced, fill=fill)
+    recon = torch.zeros_like(x)
+    errors = [float((x ** 2).sum(1).mean())]
+    for level in range(4):
+        recon = recon + result.codebooks[level][result.codes[:, level]]
+        errors.append(float(((x - recon) ** 2).sum(1).mean()))
+    assert all(b <= a + 1e-5 for a, b in zip(errors, errors[1:])), errors
+
+
+def test_rq_kmeans_codes_are_the_nearest_codes_of_their_residuals():
+    x = blobs(seed=1)
+    result = rq_kmeans(x, n_levels=3, codebook_size=6)
+    assert torch.equal(residual_quantize(x, result.codebooks).codes, result.codes)
+
+
+def test_shapes_of_codes_and_codebooks():
+    result = rq_kmeans(blobs(n=40, d=3), n_levels=2, codebook_size=5)
+    assert result.codes.shape == (40, 2) and result.codebooks.shape == (2, 5, 3)
+    assert int(result.codes.max()) < 5
+
+
+def test_first_level_codes_follow_the_top_categories(world):
+    result = rq_kmeans(world.content[1:], n_levels=2, codebook_size=5)
+    nmi = normalized_mutual_info_score(world.items["cat1"], result.codes[:, 0])
+    assert nmi > 0.5, nmi
+
+
+def test_popularity_weights_pull_centres_towards_heavy_items():
+    x = torch.tensor([[0.0], [1.0], [10.0], [11.0]])
+    weight = np.array([1.0, 100.0, 1.0, 1.0])
+    plain = rq_kmeans(x, n_levels=1, codebook_size=2).codebooks[0].flatten().sort().values
+    heavy = rq_kmeans(x, n_levels=1, codebook_size=2,
+                      sample_weight=weight).codebooks[0].flatten().sort().values
+    assert plain[0].item() == pytest.approx(0.5) and heavy[0].item() > 0.95
+
+
+# --- balanced k-means ----------------------------------------------------------------------
+
+@PROPERTY
+@given(st.integers(1, 8), st.integers(1, 12), st.integers(0, 3),
+       st.sampled_from(["in_turn", "nearest"]))
+def test_balanced_clusters_have_equal_sizes(k, per_cluster, seed, fill):
+    x = blobs(n=k * per_cluster, d=3, seed=seed)
+    _, labels = balanced_kmeans(x, k, seed=seed, fill=fill)
+    assert torch.bincount(labels, minlength=k).tolist() == [per_cluster] * k
+
+
+@PROPERTY
+@given(st.integers(2, 60), st.integers(1, 9), st.sampled_from(["in_turn", "nearest"]))
+def test_balanced_sizes_differ_by_at_most_one(n, k, fill):
+    k = min(k, n)
+    _, labels = balanced_kmeans(blobs(n=n, d=2), k, fill=fill)
+    sizes = torch.bincount(labels, minlength=k)
+    assert sizes.max() - sizes.min() <= 1 and int(sizes.sum()) == n
+    assert torch.equal(sizes, balanced_sizes(n, k))
+
+
+def test_balanced_rq_kmeans_uses_every_code_equally_at_every_level():
+    result = rq_kmeans(blobs(n=96), n_levels=3, codebook_size=8, balanced=True)
+    for level in range(3):
+        assert torch.bincount(result.codes[:, level], minlength=8).tolist() == [12] * 8
+
+
+def test_balanced_centres_are_the_means_of_their_clusters():
+    x = blobs(n=60)
+    centres, labels = balanced_kmeans(x, 6, fill="nearest")
+    for c in range(6):
+        assert torch.allclose(centres[c], x[labels == c].mean(0), atol=1e-5)
+
+
+# --- hierarchical (ColaRec) IDs ------------------------------------------------------------
+
+def test_hierarchical_children_are_capped_at_an_equal_share_of_their_parent():
+    x = blobs(n=200, d=4)
+    branching = 4
+    codes = hierarchical_kmeans_ids(x, n_levels=3, branching=branching)
+    for level in range(1, 3):
+        parents, parent_of = torch.unique(codes[:, :level], dim=0, return_inverse=True)
+        for p in range(len(parents)):
+            members = codes[parent_of == p, level]
+            cap = math.ceil(len(members) / branching)
+            assert torch.bincount(members).max() <= cap
+
+
+def test_hierarchical_ids_with_enough_levels_are_unique():
+    codes = hierarchical_kmeans_ids(blobs(n=64, d=4), n_levels=3, branching=4)
+    assert torch.unique(codes, dim=0).shape[0] == 64
+
+
+def test_svd_item_vectors_have_unit_rows_and_zero_rows_for_cold_items(world):
+    vectors = svd_item_vectors(world.interactions, world.n_items, dim=8)
+    norms = vectors.norm(dim=1)
+    cold = torch.tensor(world.items["is_cold"].to_numpy())
+    assert vectors.shape == (world.n_items, 8)
+    assert torch.allclose(norms[~cold], torch.ones(int((~cold).sum())), atol=1e-5)
+    assert torch.all(norms[cold] == 0)
+
+
+# --- bad input -----------------------------------------------------------------------------
+
+def test_levels_below_one_are_rejected():
+    with pytest.raises(ValueError, match="n_levels must be >= 1"):
+        rq_kmeans(blobs(), n_levels=0, codebook_size=4)
+
+
+def test_codebook_larger_than_the_items_is_rejected_with_the_fix():
+    with pytest.raises(ValueError, match="larger than the number of items"):
+        rq_kmeans(blobs(n=10), n_levels=2, codebook_size=11)
+
+
+def test_nan_vectors_are_rejected():
+    x = blobs()
+    x[3, 1] = float("nan")
+    with pytest.raises(ValueError, match="NaN"):
+        rq_kmeans(x, n_levels=2, codebook_size=4)
+    with pytest.raises(ValueError, match="NaN"):
+        hierarchical_kmeans_ids(x, n_levels=2, branching=4)
+
+
+def test_unknown_fill_rule_is_rejected():
+    with pytest.raises(ValueError, match="fill must be"):
+        balanced_kmeans(blobs(), 4, fill="random")
+
+
+def test_sample_weights_with_balanced_clusters_are_rejected():
+    with pytest.raises(ValueError, match="sample_weight=None"):
+        rq_kmeans(blobs(), n_levels=1, codebook_size=4, balanced=True,
+                  sample_weight=np.ones(120))
