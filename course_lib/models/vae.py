@@ -1,0 +1,302 @@
+"""A VAE over item sequences, built to show posterior collapse and its remedies.
+
+The model (Bowman et al., "Generating Sentences from a Continuous Space", CoNLL 2016, with
+item ids in place of words):
+
+    mu, logvar = enc(x)                      (B, J)   a GRU reads the sequence
+    z = mu + exp(logvar / 2) * eps           (B, J)   reparameterisation (Kingma & Welling 2014)
+    log p(x | z) = sum_t log p(x_t | ...)            decoder, one of two:
+        "gru": strong, teacher-forced autoregressive GRU, p(x_t | x_<t, z); z sets h_0
+               and is fed at every step (as in He et al. 2019)
+        "bag": weak, an MLP from z to one softmax over items, p(x_t | z), order ignored
+    ELBO = E_q[log p(x | z)] - KL(q(z | x) || N(0, I))
+
+The ELBO parts come back separately (`VAEOutput`), the KL per latent dimension too, so a
+lesson can watch each dimension die. Remedies are options of `VAEConfig`: KL annealing
+(weight 0 -> 1, Bowman et al. 2016), word dropout (same paper) and free bits
+sum_j max(lambda, KL_j) (Kingma et al., "Improved Variational Inference with Inverse
+Autoregressive Flow", NeurIPS 2016). Measures: active units (Burda et al. 2016: a unit is
+active when Cov_x(E_q[z_u]) > 0.01) and the mutual information I_q(x; z) estimated on a
+batch (Hoffman & Johnson 2016; the estimator of He et al., ICLR 2019).
+
+Dimensions: B sequences in a batch, T positions, J latent dimensions, I items (ids 1..I,
+0 is padding; sequences are left-padded as everywhere in the course).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from tqdm.auto import tqdm
+
+DECODERS = ("gru", "bag")
+
+
+@dataclass
+class VAEConfig:
+    """Sizes and remedies. Defaults are the plain VAE (no remedy: `anneal_steps=0` means KL
+    weight 1 from the first step, `free_bits=0` and `word_dropout=0` are off), which is the
+    setting that collapses with the strong decoder."""
+
+    n_items: int
+    decoder: str = "gru"          # "gru" (strong, autoregressive) or "bag" (weak, MLP)
+    d_embed: int = 32
+    d_hidden: int = 64
+    d_latent: int = 16
+    anneal_steps: int = 0         # KL weight rises linearly 0 -> 1 over this many steps
+    free_bits: float = 0.0        # lambda, nats per latent dimension (Kingma et al. 2016)
+    word_dropout: float = 0.0     # fraction of decoder inputs replaced by the start token 0
+
+    def __post_init__(self):
+        if self.n_items < 1:
+            raise ValueError(f"n_items must be >= 1, got {self.n_items}")
+        if self.decoder not in DECODERS:
+            raise ValueError(f"decoder must be one of {DECODERS}, got {self.decoder!r}")
+        if min(self.d_embed, self.d_hidden, self.d_latent) < 1:
+            raise ValueError("d_embed, d_hidden and d_latent must be >= 1, got "
+                             f"{self.d_embed}, {self.d_hidden}, {self.d_latent}")
+        if self.anneal_steps < 0:
+            raise ValueError(f"anneal_steps must be >= 0 (0 = no annealing), got "
+                             f"{self.anneal_steps}")
+        if self.free_bits < 0:
+            raise ValueError(f"free_bits must be >= 0 nats (0 = off), got {self.free_bits}")
+        if not 0 <= self.word_dropout < 1:
+            raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
+
+
+# --- the pieces of the ELBO ---------------------------------------------------------------
+
+def _check_gaussian(mu: Tensor, logvar: Tensor) -> None:
+    if mu.shape != logvar.shape:
+        raise ValueError(f"mu and logvar must have the same shape, got {tuple(mu.shape)} "
+                         f"and {tuple(logvar.shape)}")
+    if not (torch.isfinite(mu).all() and torch.isfinite(logvar).all()):
+        raise ValueError("mu or logvar holds NaN or inf; lower the learning rate or clip "
+                         "logvar before calling")
+
+
+def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
+    """z = mu + sigma * eps with eps ~ N(0, I), sigma = exp(logvar / 2) (Kingma & Welling
+    2014, eq. 10): the sample is a differentiable function of mu and logvar."""
+    _check_gaussian(mu, logvar)
+    eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+    return mu + torch.exp(0.5 * logvar) * eps
+
+
+def gaussian_kl(mu: Tensor, logvar: Tensor) -> Tensor:
+    """KL(N(mu, diag(exp(logvar))) || N(0, I)) per dimension, same shape as mu:
+    KL_j = (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2) / 2 (Kingma & Welling 2014, appendix B).
+    Sum over the last axis for the KL of the whole latent."""
+    _check_gaussian(mu, logvar)
+    return 0.5 * (mu.pow(2) + logvar.exp() - 1.0 - logvar)
+
+
+def free_bits_kl(kl_per_dim: Tensor, free_bits: float) -> Tensor:
+    """sum_j max(lambda, KL_j), KL_j averaged over the batch (Kingma et al. 2016, eq. 13 with
+    one group per dimension). Below lambda a dimension's KL costs a constant, so its gradient
+    is zero and the encoder may use those nats for free. kl_per_dim (B, J) or (J,)."""
+    if free_bits < 0:
+        raise ValueError(f"free_bits must be >= 0 nats, got {free_bits}")
+    kl_dim = kl_per_dim.mean(dim=0) if kl_per_dim.dim() == 2 else kl_per_dim   # (J,)
+    return torch.clamp(kl_dim, min=free_bits).sum()
+
+
+def kl_weight(step: int, anneal_steps: int) -> float:
+    """Linear KL annealing (Bowman et al. 2016): weight step / anneal_steps, capped at 1;
+    anneal_steps = 0 means no annealing (weight 1 from step 0)."""
+    if step < 0 or anneal_steps < 0:
+        raise ValueError(f"step and anneal_steps must be >= 0, got {step} and {anneal_steps}")
+    if anneal_steps == 0:
+        return 1.0
+    return min(1.0, step / anneal_steps)
+
+
+# --- the measures -------------------------------------------------------------------------
+
+def active_units(mu: Tensor, threshold: float = 0.01) -> int:
+    """Number of latent dimensions u with Cov_x(E_q[z_u | x]) > threshold (Burda et al.
+    2016). mu (B, J) are the posterior means of B inputs."""
+    if mu.dim() != 2 or mu.shape[0] < 2:
+        raise ValueError(f"mu must be (B, J) with B >= 2 inputs, got {tuple(mu.shape)}")
+    return int((mu.var(dim=0) > threshold).sum())
+
+
+def mutual_information(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> float:
+    """I_q(x; z) = E_x E_q(z|x)[log q(z|x) - log q(z)], with the aggregate posterior q(z)
+    approximated by the mixture of the batch's posteriors (the estimator of He et al. 2019,
+    one sample z_a per input). Both terms use the same samples, so the estimate is exactly 0
+    when every posterior is the same, and at most log B. In nats."""
+    _check_gaussian(mu, logvar)
+    if mu.dim() != 2 or mu.shape[0] < 2:
+        raise ValueError(f"mu must be (B, J) with B >= 2 inputs, got {tuple(mu.shape)}")
+    batch, dim = mu.shape
+    z = reparameterize(mu, logvar, generator)                       # (B, J)
+    dev = z[:, None, :] - mu[None, :, :]                           # (B, B, J)
+    log_density = (-0.5 * (dev.pow(2) / logvar.exp()[None]).sum(-1)
+                   - 0.5 * (dim * math.log(2 * math.pi) + logvar.sum(-1))[None])  # log q(z_a | x_b)
+    log_q_z_given_x = log_density.diagonal()                        # (B,)
+    log_q_z = torch.logsumexp(log_density, dim=1) - math.log(batch)  # (B,)
+    return float((log_q_z_given_x - log_q_z).mean())
+
+
+# --- the model ----------------------------------------------------------------------------
+
+@dataclass
+class VAEOutput:
+    """The ELBO's parts for one batch. `recon` and `kl` are per sequence, batch-averaged
+    (nats); `kl_per_dim` is (J,), batch-averaged; ELBO = -(recon + kl)."""
+
+    recon: Tensor            # scalar: E_q[-log p(x | z)]
+    kl: Tensor               # scalar: KL(q(z | x) || p(z)) summed over dimensions
+    kl_per_dim: Tensor       # (J,)
+    mu: Tensor               # (B, J)
+    logvar: Tensor           # (B, J)
+
+    @property
+    def elbo(self) -> Tensor:
+        return -(self.recon + self.kl)
+
+
+class SequenceVAE(nn.Module):
+    """Encoder GRU -> Gaussian posterior -> weak ("bag") or strong ("gru") decoder."""
+
+    def __init__(self, config: VAEConfig):
+        super().__init__()
+        self.config = c = config
+        # id 0 is padding for the encoder and the start token for the decoder
+        self.embedding = nn.Embedding(c.n_items + 1, c.d_embed)
+        self.encoder = nn.GRU(c.d_embed, c.d_hidden, batch_first=True)
+        self.to_posterior = nn.Linear(c.d_hidden, 2 * c.d_latent)
+        if c.decoder == "gru":
+            self.z_to_hidden = nn.Linear(c.d_latent, c.d_hidden)
+            self.decoder = nn.GRU(c.d_embed + c.d_latent, c.d_hidden, batch_first=True)
+            self.output = nn.Linear(c.d_hidden, c.n_items + 1)
+        else:
+            self.decoder = nn.Sequential(nn.Linear(c.d_latent, c.d_hidden), nn.Tanh(),
+                                         nn.Linear(c.d_hidden, c.n_items + 1))
+        self.step = 0                      # training steps taken, for KL annealing
+
+    def check_items(self, items: Tensor) -> None:
+        if items.dim() != 2 or items.dtype != torch.long:
+            raise ValueError(f"items must be a (B, T) long tensor of item ids, got "
+                             f"{tuple(items.shape)} {items.dtype}")
+        if items.numel() and (items.min() < 0 or items.max() > self.config.n_items):
+            raise ValueError(f"item ids must be in [1, {self.config.n_items}] (0 is padding), "
+                             f"found {int(items.min())}..{int(items.max())}")
+        if not bool((items > 0).any(dim=1).all()):
+            raise ValueError("every sequence needs at least one item; drop all-padding rows")
+
+    def encode(self, items: Tensor) -> tuple[Tensor, Tensor]:
+        """q(z | x): the encoder GRU's last state (left padding puts the newest item last)."""
+        self.check_items(items)
+        _, h = self.encoder(self.embedding(items))                 # (1, B, H)
+        mu, logvar = self.to_posterior(h[0]).chunk(2, dim=-1)      # (B, J) each
+        return mu, logvar
+
+    def log_likelihood(self, items: Tensor, z: Tensor) -> Tensor:
+        """log p(x | z) per sequence (B,), summed over the non-padding positions."""
+        mask = items > 0                                           # (B, T)
+        if self.config.decoder == "bag":
+            logp = F.log_softmax(self.decoder(z), dim=-1)          # (B, I + 1)
+            token_logp = logp.gather(1, items)                     # (B, T)
+        else:
+            inputs = F.pad(items[:, :-1], (1, 0))                  # (B, T): shift right, 0 = start
+            if self.training and self.config.word_dropout > 0:
+                drop = torch.rand(inputs.shape, device=inputs.device) < self.config.word_dropout
+                inputs = inputs.masked_fill(drop, 0)
+            h0 = torch.tanh(self.z_to_hidden(z))[None]             # (1, B, H)
+            z_t = z[:, None, :].expand(-1, items.shape[1], -1)     # (B, T, J)
+            out, _ = self.decoder(torch.cat([self.embedding(inputs), z_t], -1), h0)  # (B, T, H)
+            logp = F.log_softmax(self.output(out), dim=-1)         # (B, T, I + 1)
+            token_logp = logp.gather(2, items[..., None])[..., 0]  # (B, T)
+        return (token_logp * mask).sum(dim=1)
+
+    def forward(self, items: Tensor) -> VAEOutput:
+        mu, logvar = self.encode(items)
+        z = reparameterize(mu, logvar) if self.training else mu
+        recon = -self.log_likelihood(items, z).mean()
+        kl_per_dim = gaussian_kl(mu, logvar).mean(dim=0)           # (J,)
+        return VAEOutput(recon, kl_per_dim.sum(), kl_per_dim, mu, logvar)
+
+    def loss(self, batch: dict | Tensor) -> Tensor:
+        """recon + w(step) * KL, with KL replaced by sum_j max(lambda, KL_j) under free bits.
+        Each call in training mode counts one step of the annealing schedule."""
+        items = batch["items"] if isinstance(batch, dict) else batch
+        out = self(items)
+        kl = free_bits_kl(out.kl_per_dim, self.config.free_bits) if self.config.free_bits else out.kl
+        weight = kl_weight(self.step, self.config.anneal_steps)
+        if self.training:
+            self.step += 1
+        return out.recon + weight * kl
+
+
+# --- training, with the record a lesson plots -----------------------------------------------
+
+@dataclass
+class VAEHistory:
+    """What `train_vae` measured every `every` steps on the evaluation sequences."""
+
+    step: list[int] = field(default_factory=list)
+    recon: list[float] = field(default_factory=list)
+    kl: list[float] = field(default_factory=list)
+    kl_per_dim: list[list[float]] = field(default_factory=list)    # (records, J)
+    active_units: list[int] = field(default_factory=list)
+    mutual_information: list[float] = field(default_factory=list)
+
+    def last(self) -> dict:
+        return {"recon": self.recon[-1], "kl": self.kl[-1], "active_units": self.active_units[-1],
+                "mutual_information": self.mutual_information[-1]}
+
+
+@torch.no_grad()
+def measure(model: SequenceVAE, items: Tensor, seed: int = 0) -> dict:
+    """ELBO parts (posterior mean used as z), active units and mutual information on `items`."""
+    was_training = model.training
+    model.eval()
+    out = model(items)
+    gen = torch.Generator(device=items.device).manual_seed(seed)
+    result = {"recon": float(out.recon), "kl": float(out.kl),
+              "kl_per_dim": out.kl_per_dim.tolist(), "active_units": active_units(out.mu),
+              "mutual_information": mutual_information(out.mu, out.logvar, gen)}
+    model.train(was_training)
+    return result
+
+
+def train_vae(model: SequenceVAE, items: Tensor, *, steps: int, batch_size: int = 128,
+              lr: float = 3e-3, every: int = 20, eval_items: Tensor | None = None,
+              seed: int = 0, device: torch.device | str | None = None,
+              progress: bool = True) -> VAEHistory:
+    """Adam on minibatches drawn with a seeded permutation (torch's global seed is set too,
+    for the reparameterisation noise and word dropout); record the measures every `every`
+    steps on `eval_items` (default: the first 512 training sequences)."""
+    if steps < 1 or batch_size < 1 or every < 1:
+        raise ValueError(f"steps, batch_size and every must be >= 1, got {steps}, "
+                         f"{batch_size}, {every}")
+    device = torch.device(device) if device is not None else items.device
+    model.check_items(items)
+    model.to(device).train()
+    items = items.to(device)
+    eval_items = (items[:512] if eval_items is None else eval_items).to(device)
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    rng = np.random.default_rng(seed)
+    torch.manual_seed(seed)
+    history, order = VAEHistory(), np.array([], dtype=np.int64)
+    for step in tqdm(range(steps), desc="VAE", disable=not progress, leave=False):
+        if len(order) < batch_size:
+            order = np.concatenate([order, rng.permutation(len(items))])
+        index, order = order[:batch_size], order[batch_size:]
+        loss = model.loss(items[torch.as_tensor(index, device=device)])
+        optimizer.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
+        optimizer.step()
+        if (step + 1) % every == 0 or step + 1 == steps:
+            m = measure(model, eval_items, seed=step)
+            history.step.append(step + 1)
+            for key in ("recon", "kl", "kl_per_dim", "active_units", "mutual_information"):
+                getattr(history, key).append(m[key])
+    return history
