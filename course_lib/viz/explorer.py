@@ -61,7 +61,10 @@ def umap_embedding(x, seed: int = 0, n_neighbors: int = 15, min_dist: float = 0.
     if use_cache:
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            np.save(path, xy)
+            partial = path.with_suffix(f".{os.getpid()}.partial")
+            with open(partial, "wb") as f:              # atomic: a reader never sees half
+                np.save(f, xy)
+            os.replace(partial, path)
         except OSError:                                  # a read-only home: just no cache
             pass
     return xy
