@@ -124,6 +124,8 @@ class CodebookExplorer:
                        edgecolors="crimson", linewidths=1.2,
                        label=f"code {code}: {int(mine.sum())} items")
             ax.legend(loc="upper right", fontsize=8)
+        if colour == "popularity":
+            ax.figure.colorbar(points, ax=ax, label=label)
         ax.set(title=f"UMAP of {self.title}, coloured by {label}", xlabel="UMAP 1 (a.u.)",
                ylabel="UMAP 2 (a.u.)")
         ax.set_xticks([])
