@@ -401,9 +401,15 @@ def entropy_at_k(topk: Tensor, item_category: Tensor, base: float = 2.0) -> Tens
     n_categories = int(item_category.max()) + 1
     counts = torch.zeros(topk.shape[0], n_categories, device=topk.device, dtype=torch.float64)
     counts.scatter_add_(1, categories, torch.ones_like(categories, dtype=torch.float64))
-    p = counts / topk.shape[1]  # (B, C)
+    return count_entropy(counts, base).float()  # (B,)
+
+
+def count_entropy(counts: Tensor, base: float = 2.0) -> Tensor:
+    """Entropy -sum_c p_c log p_c of the distribution p = counts / sum(counts), along the
+    last dimension (so a (B, C) table gives (B,)), float64; bits by default, 0 log 0 = 0."""
+    p = counts.double() / counts.double().sum(dim=-1, keepdim=True)
     plogp = torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))
-    return (-plogp.sum(dim=1) / math.log(base)).float()
+    return -plogp.sum(dim=-1) / math.log(base)
 
 
 def coverage(topk: Tensor, n_items: int) -> float:
@@ -432,10 +438,7 @@ def perplexity(codes: Tensor, n_codes: int) -> float:
     1 when a single code is used, n_codes when usage is uniform: the effective number of
     codes in use.
     """
-    p = code_counts(codes, n_codes).double()
-    p = p / p.sum()
-    plogp = torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))
-    return math.exp(-plogp.sum().item())
+    return math.exp(count_entropy(code_counts(codes, n_codes), base=math.e).item())
 
 
 def gini(counts: Tensor) -> float:

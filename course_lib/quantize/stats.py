@@ -51,9 +51,7 @@ def token_counts(codes: Tensor, codebook_sizes: int | Sequence[int]) -> list[Ten
 
 def entropy_bits(counts: Tensor) -> float:
     """Entropy in bits of the distribution given by a count vector."""
-    p = counts.double() / counts.sum()
-    p = p[p > 0]
-    return float(-(p * torch.log2(p)).sum())
+    return float(metrics.count_entropy(counts, base=2.0))
 
 
 def level_stats(codes: Tensor, codebook_sizes: int | Sequence[int]) -> pd.DataFrame:
