@@ -80,19 +80,18 @@ def _check_targets(targets, scores: Tensor) -> Tensor:
     return targets.to(scores.device).long()
 
 
-def _check_history(history, scores: Tensor) -> Tensor:
+def _check_history(history, n_rows: int, n_items: int, device) -> Tensor:
     _check_int_tensor(history, "history")
     if history.dim() != 2:
         raise ValueError(f"history must be 2-D (B, T) of item ids padded with 0; "
                          f"got shape {tuple(history.shape)}")
-    if history.shape[0] != scores.shape[0]:
-        raise ValueError(f"history has {history.shape[0]} rows but scores has "
-                         f"{scores.shape[0]}; pass one history row per row of scores")
-    n_items = scores.shape[1] - 1
+    if history.shape[0] != n_rows:
+        raise ValueError(f"history has {history.shape[0]} rows but there are {n_rows} "
+                         "users to rank for; pass one history row per user")
     if history.numel() and (history.min() < 0 or history.max() > n_items):
         raise ValueError(f"history must hold item ids in [1, I] = [1, {n_items}] "
                          "or 0 for padding")
-    return history.to(scores.device).long()
+    return history.to(device).long()
 
 
 def _check_k(k, n_items: int | None = None, name: str = "k") -> None:
@@ -134,15 +133,41 @@ def _check_topk(topk, n_items: int) -> None:
                          "0 is padding and is never recommended")
 
 
-def _check_codes(codes, n_codes) -> None:
-    _check_int_tensor(codes, "codes")
-    _check_k(n_codes, name="n_codes")
+def check_codes(codes, n_codes=None, *, levels: bool = False, allow_missing: bool = False,
+                name: str = "codes") -> Tensor:
+    """The one validator of quantizer codes (code indices, semantic-ID tokens); returns them
+    as a long tensor.
+
+    codes: an integer tensor of any shape, or with levels=True a non-empty 2-D (items,
+    levels) tensor. Every value must be >= 0, or -1 (a token removed from a variable-length
+    ID) where allow_missing=True, and below `n_codes` when it is given: one int for all
+    codes, or one int per level.
+    """
+    codes = torch.as_tensor(codes)
+    if codes.dtype.is_floating_point or codes.dtype.is_complex or codes.dtype == torch.bool:
+        raise TypeError(f"{name} must be an integer tensor, got {codes.dtype}; call .long()")
+    if levels and (codes.dim() != 2 or codes.shape[0] == 0 or codes.shape[1] == 0):
+        raise ValueError(f"{name} must be 2-D (items, levels) and non-empty, got shape "
+                         f"{tuple(codes.shape)}; use codes[:, None] for a single level")
     if codes.numel() == 0:
-        raise ValueError("codes is empty: pass at least one code index")
-    if codes.min() < 0 or codes.max() >= n_codes:
-        raise ValueError(f"codes must be indices in [0, n_codes) = [0, {n_codes}), got "
-                         f"values in [{int(codes.min())}, {int(codes.max())}]; "
-                         "check n_codes (the codebook size)")
+        raise ValueError(f"{name} is empty: pass at least one code index")
+    low = -1 if allow_missing else 0
+    if int(codes.min()) < low:
+        raise ValueError(f"{name} must be >= {low}, got {int(codes.min())}"
+                         + ("" if allow_missing else "; variable-length IDs (with -1) "
+                            "cannot be used here, keep fixed-length IDs"))
+    if n_codes is not None:
+        sizes = torch.as_tensor(n_codes, device=codes.device)
+        if sizes.dim() == 1 and (codes.dim() != 2 or len(sizes) != codes.shape[1]):
+            raise ValueError(f"need one codebook size per level: {name} has shape "
+                             f"{tuple(codes.shape)}, got {len(sizes)} sizes")
+        if (sizes < 1).any():
+            raise ValueError(f"codebook sizes must be >= 1, got {n_codes}")
+        if (codes >= sizes).any():
+            raise ValueError(f"{name} must be indices below the codebook size {n_codes}, got "
+                             f"values up to {int(codes.max())}; check n_codes (the codebook "
+                             "size)")
+    return codes.long()
 
 
 # --- leave-one-out: one target per user ---------------------------------------------------
@@ -155,7 +180,7 @@ def mask_history(scores: Tensor, history: Tensor, targets: Tensor | None = None)
     would make that user's target unreachable.
     """
     _check_scores(scores)
-    history = _check_history(history, scores)
+    history = _check_history(history, scores.shape[0], scores.shape[1] - 1, scores.device)
     masked = torch.zeros_like(scores, dtype=torch.bool)
     masked.scatter_(1, history, True)  # (B, I + 1); history's 0s land on column 0
     masked[:, 0] = True
@@ -224,7 +249,18 @@ def _check_ks(ks, n_items: int) -> tuple[int, ...]:
     return ks
 
 
-def _summarise(ranks: Tensor, ks: tuple[int, ...]) -> dict[str, float]:
+def summarise(ranks: Tensor, ks=(10,)) -> dict[str, float]:
+    """HR@K and NDCG@K for each K in `ks`, and MRR, averaged over users, from 1-based ranks
+    (B,): the one summary every evaluation in the course reports (keys "HR@10", "NDCG@10",
+    "MRR")."""
+    _check_ranks(ranks)
+    if isinstance(ks, int) and not isinstance(ks, bool):
+        ks = (ks,)
+    ks = tuple(ks)
+    if not ks:
+        raise ValueError("ks is empty: pass at least one cut-off, e.g. ks=(10,)")
+    if ranks.numel() == 0:
+        raise ValueError("ranks is empty: there is no user to average over")
     out = {}
     for k in ks:
         out[f"HR@{k}"] = hr_at_k(ranks, k).mean().item()
@@ -238,7 +274,52 @@ def evaluate(scores: Tensor, targets: Tensor, history: Tensor | None = None,
     """Full-ranking HR@K, NDCG@K for each K in `ks`, and MRR, averaged over users."""
     _check_scores(scores)
     ks = _check_ks(ks, scores.shape[1] - 1)
-    return _summarise(target_ranks(scores, targets, history), ks)
+    return summarise(target_ranks(scores, targets, history), ks)
+
+
+def ranks_from_topk(topk: Tensor, targets: Tensor, n_items: int,
+                    history: Tensor | None = None) -> Tensor:
+    """Full-ranking ranks (B,) of the targets for a model that returns only a ranked list.
+
+    A generative model (beam search) names its top K items, best first, and says nothing
+    about the others. Read as a score matrix, every item outside the list ties below it, so
+    under the pessimistic rule a target in the list at position p has rank p, and a target
+    outside it ranks last among the unlisted items: rank = number of rankable items, I, or
+    I minus the distinct history items when `history` (B, T) is masked (the target is never
+    masked, as in `mask_history`). Always > K, so HR@k and NDCG@k for k <= K are exact and
+    MRR is a lower bound.
+
+    `topk` (B, K) item ids in 1..I, best first, distinct within a row; a 0 marks an empty
+    slot (a beam that returned fewer than K items) and never matches a target.
+    """
+    _check_k(n_items, name="n_items")
+    _check_int_tensor(topk, "topk")
+    if topk.dim() != 2:
+        raise ValueError(f"topk must be 2-D (B, K) ranked item ids, got shape "
+                         f"{tuple(topk.shape)}; for one user use topk[None]")
+    if topk.numel() and (topk.min() < 0 or topk.max() > n_items):
+        raise ValueError(f"topk must hold item ids in [1, {n_items}] (0 marks an empty slot)")
+    if topk.shape[1] > n_items:
+        raise ValueError(f"topk has {topk.shape[1]} columns but there are only {n_items} "
+                         "items; a ranked list names each item at most once")
+    _check_int_tensor(targets, "targets")
+    if targets.shape != topk.shape[:1]:
+        raise ValueError(f"targets must be (B,) = ({topk.shape[0]},), one per row of topk; "
+                         f"got shape {tuple(targets.shape)}")
+    if targets.numel() and (targets.min() < 1 or targets.max() > n_items):
+        raise ValueError(f"targets must be item ids in [1, {n_items}]; 0 is padding")
+    targets = targets.to(topk.device).long()
+    last = torch.full_like(targets, n_items)                              # (B,) worst rank
+    if history is not None:
+        history = _check_history(history, len(targets), n_items, topk.device)
+        seen = torch.zeros(len(targets), n_items + 1, dtype=torch.bool, device=topk.device)
+        seen.scatter_(1, history.to(topk.device), True)                   # (B, I + 1)
+        seen[:, 0] = False
+        seen[torch.arange(len(targets), device=topk.device), targets] = False
+        last = last - seen.sum(dim=1)
+    hit = topk.long() == targets[:, None]                                 # (B, K)
+    position = hit.float().argmax(dim=1) + 1                              # (B,) 1-based
+    return torch.where(hit.any(dim=1), position, last)
 
 
 # --- sampled evaluation (for comparison only: prefer full ranking) ------------------------
@@ -259,7 +340,7 @@ def sampled_ranks(scores: Tensor, targets: Tensor, history: Tensor | None = None
     rows = torch.arange(batch, device=device)
     allowed = torch.ones_like(scores, dtype=torch.bool)  # (B, I + 1)
     if history is not None:
-        allowed.scatter_(1, _check_history(history, scores), False)
+        allowed.scatter_(1, _check_history(history, batch, scores.shape[1] - 1, device), False)
     allowed[:, 0] = False
     allowed[rows, targets] = False
     n_allowed = allowed.sum(dim=1)  # (B,)
@@ -285,7 +366,7 @@ def evaluate_sampled(scores: Tensor, targets: Tensor, history: Tensor | None = N
     _check_scores(scores)
     ks = _check_ks(ks, scores.shape[1] - 1)
     ranks = sampled_ranks(scores, targets, history, n_negatives, generator)
-    return _summarise(ranks, ks)
+    return summarise(ranks, ks)
 
 
 # --- several relevant items per user ------------------------------------------------------
@@ -377,6 +458,39 @@ def graded_ndcg_at_k(scores: Tensor, relevance: Tensor, k: int) -> Tensor:
     return (dcg / idcg).float()
 
 
+def graded_relevance(rows: Tensor, items: Tensor, actions, n_rows: int, n_items: int,
+                     gains: dict[str, float]) -> Tensor:
+    """Gains w(i) (n_rows, I + 1), float64, from an event stream: entry (r, i) is the LARGEST
+    gain among row r's events on item i (a click then a conversion counts as a conversion),
+    0 where there is no event and in the padding column 0.
+
+    rows (E,) row index in [0, n_rows) of each event (e.g. a user's position in the batch),
+    items (E,) item ids in 1..I, actions (E,) action names, `gains` maps every action name to
+    its gain, e.g. {"exposure": 0, "click": 1, "like": 1, "conversion": alpha}.
+    """
+    _check_int_tensor(rows, "rows")
+    _check_int_tensor(items, "items")
+    actions = [str(a) for a in actions]
+    if not (rows.dim() == items.dim() == 1 and len(rows) == len(items) == len(actions)):
+        raise ValueError(f"rows, items and actions must be 1-D and of one length (one entry "
+                         f"per event), got {tuple(rows.shape)}, {tuple(items.shape)} and "
+                         f"{len(actions)} actions")
+    unknown = sorted(set(actions) - set(gains))
+    if unknown:
+        raise ValueError(f"no gain for actions {unknown}; gains has {sorted(gains)}")
+    if any(g < 0 for g in gains.values()):
+        raise ValueError(f"gains must be >= 0, got {gains}")
+    if rows.numel() and (rows.min() < 0 or rows.max() >= n_rows):
+        raise ValueError(f"rows must be in [0, n_rows) = [0, {n_rows})")
+    if items.numel() and (items.min() < 1 or items.max() > n_items):
+        raise ValueError(f"items must be item ids in [1, {n_items}]; 0 is padding")
+    values = torch.tensor([float(gains[a]) for a in actions], dtype=torch.float64,
+                          device=items.device)                                   # (E,)
+    flat = torch.zeros(n_rows * (n_items + 1), dtype=torch.float64, device=items.device)
+    flat.scatter_reduce_(0, rows.long() * (n_items + 1) + items.long(), values, reduce="amax")
+    return flat.view(n_rows, n_items + 1)
+
+
 # --- beyond accuracy: diversity and coverage of the recommended lists ---------------------
 
 def entropy_at_k(topk: Tensor, item_category: Tensor, base: float = 2.0) -> Tensor:
@@ -407,7 +521,18 @@ def entropy_at_k(topk: Tensor, item_category: Tensor, base: float = 2.0) -> Tens
 def count_entropy(counts: Tensor, base: float = 2.0) -> Tensor:
     """Entropy -sum_c p_c log p_c of the distribution p = counts / sum(counts), along the
     last dimension (so a (B, C) table gives (B,)), float64; bits by default, 0 log 0 = 0."""
-    p = counts.double() / counts.double().sum(dim=-1, keepdim=True)
+    _check_tensor(counts, "counts")
+    if counts.dim() == 0 or counts.shape[-1] == 0:
+        raise ValueError(f"counts must have at least one entry on its last axis, got shape "
+                         f"{tuple(counts.shape)}")
+    if torch.isnan(counts).any() or (counts < 0).any():
+        raise ValueError("counts must be >= 0 and not NaN (they are how often each outcome "
+                         "occurred)")
+    totals = counts.double().sum(dim=-1, keepdim=True)
+    if (totals == 0).any():
+        raise ValueError("a row of counts sums to 0: the distribution, and so its entropy, is "
+                         "undefined; drop empty rows (e.g. codes never used at any level)")
+    p = counts.double() / totals
     plogp = torch.where(p > 0, p * torch.log(p), torch.zeros_like(p))
     return -plogp.sum(dim=-1) / math.log(base)
 
@@ -423,7 +548,8 @@ def coverage(topk: Tensor, n_items: int) -> float:
 
 def code_counts(codes: Tensor, n_codes: int) -> Tensor:
     """How often each code is used (n_codes,); `codes` has any shape, values in [0, N)."""
-    _check_codes(codes, n_codes)
+    _check_k(n_codes, name="n_codes")
+    codes = check_codes(codes, n_codes)
     return torch.bincount(codes.flatten().long(), minlength=n_codes)
 
 

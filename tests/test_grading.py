@@ -1,76 +1,136 @@
-"""Autograded checks accept right answers and explain wrong ones without a traceback."""
+"""The grading machinery (course_lib.grading.checks): run_check's verdicts, expect_error,
+the comparison `close`, and the one-line rendering in Jupyter. Each lesson's checks are tested
+in tests/test_grading_lessonNN.py."""
+import importlib
+
 import pytest
 import torch
 
-from course_lib import grading, metrics
-from course_lib.data.sequences import split_sequence
+from course_lib import grading
+from course_lib.grading.checks import (CheckFailed, NotImplementedYet, close, expect_error,
+                                       run_check)
+
+SQUARES = [("zero", (0,), 0), ("two", (2,), 4), ("minus three", (-3,), 9)]
+LESSONS = ["lesson00", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson09"]
 
 
-def reference_rank(scores, target):
-    return int(metrics.target_ranks(scores[None], torch.tensor([target]))[0])
+def equal(got, expected):
+    return got == expected
 
 
-def test_correct_answers_pass(capsys):
-    assert grading.check_split_sequence(split_sequence)
-    assert grading.check_target_rank(reference_rank)
-    assert grading.check_hr_at_k(metrics.hr_at_k)
-    assert grading.check_ndcg_at_k(metrics.ndcg_at_k)
-    assert "\u2705" in capsys.readouterr().out
+# --- run_check ----------------------------------------------------------------------------
+
+def test_run_check_passes_when_every_case_is_right_and_says_how_many(capsys):
+    assert run_check("square", lambda x: x * x, SQUARES, equal) is True
+    assert capsys.readouterr().out == "\u2705 square: all 3 cases pass\n"
 
 
-def test_optimistic_ties_fail_and_the_case_is_named():
-    def optimistic(scores, target):
-        return 1 + int((scores[1:] > scores[target]).sum())
-    with pytest.raises(grading.CheckFailed, match="ties count against the target"):
-        grading.check_target_rank(optimistic)
+def test_a_wrong_answer_names_the_case_its_input_the_expected_and_the_got():
+    with pytest.raises(CheckFailed) as info:
+        run_check("square", lambda x: 2 * x, SQUARES, equal)
+    message = str(info.value)
+    assert message.startswith("square: wrong answer on case 'minus three'")
+    assert "input:    (-3)" in message
+    assert "expected: 9" in message and "got:      -6" in message
 
 
-def test_ndcg_with_natural_log_fails_with_expected_and_got():
-    def wrong(ranks, k):
-        return (ranks <= k).float() / torch.log(ranks.float() + 1)
-    with pytest.raises(grading.CheckFailed, match="expected") as info:
-        grading.check_ndcg_at_k(wrong)
-    assert "got" in str(info.value)
+def test_run_check_stops_at_the_first_wrong_case():
+    calls = []
+
+    def wrong_from_two(x):
+        calls.append(x)
+        return 0 if x == 2 else x * x
+    with pytest.raises(CheckFailed, match="case 'two'"):
+        run_check("square", wrong_from_two, SQUARES, equal)
+    assert calls == [0, 2]
 
 
-def test_a_stub_is_reported_as_not_implemented():
-    def stub(ranks, k):
-        raise NotImplementedError()
-    with pytest.raises(grading.NotImplementedYet, match="not implemented yet"):
-        grading.check_hr_at_k(stub)
+def test_a_crash_becomes_a_failure_naming_the_error_and_the_input():
+    with pytest.raises(CheckFailed, match=r"on case 'zero' your function raised "
+                                          r"ZeroDivisionError: .*\n   input: \(0\)"):
+        run_check("inverse", lambda x: 1 / x, SQUARES, equal)
 
 
-def test_a_crash_in_the_learners_code_becomes_a_named_failure():
-    with pytest.raises(grading.CheckFailed, match="raised ZeroDivisionError"):
-        grading.check_hr_at_k(lambda ranks, k: 1 / 0)
+def test_a_stub_is_reported_as_not_implemented_not_as_a_wrong_answer(stub):
+    with pytest.raises(NotImplementedYet, match="square: not implemented yet"):
+        run_check("square", stub, SQUARES, equal)
 
 
-def test_split_without_the_short_sequence_error_fails():
-    def no_error(seq):
-        return list(seq[:-2]), seq[-2], seq[-1]
-    with pytest.raises(grading.CheckFailed, match="expected ValueError"):
-        grading.check_split_sequence(no_error)
+def test_long_inputs_are_cut_in_the_message():
+    case = [("long", (torch.arange(500),), 0)]
+    with pytest.raises(CheckFailed) as info:
+        run_check("total", lambda x: 1, case, equal)
+    line = [ln for ln in str(info.value).splitlines() if "input" in ln][0]
+    assert line.endswith(" ...)") and len(line) < 230
 
+
+# --- expect_error -------------------------------------------------------------------------
+
+def refuses_negatives(x):
+    if x < 0:
+        raise ValueError(f"x must be >= 0, got {x}")
+    return x
+
+
+def test_expect_error_passes_when_the_function_raises_that_error(capsys):
+    assert expect_error("sqrt", refuses_negatives, (-1,), ValueError, "a negative x")
+    assert "raises ValueError for a negative x" in capsys.readouterr().out
+
+
+def test_expect_error_fails_when_the_function_returns_normally():
+    with pytest.raises(CheckFailed, match="expected ValueError, but your function returned"):
+        expect_error("sqrt", lambda x: x, (-1,), ValueError, "a negative x")
+
+
+def test_expect_error_fails_on_another_error_and_names_it():
+    with pytest.raises(CheckFailed, match="expected ValueError, got KeyError"):
+        expect_error("sqrt", lambda x: {}[x], (-1,), ValueError, "a negative x")
+
+
+def test_expect_error_reports_a_stub_as_not_implemented(stub):
+    with pytest.raises(NotImplementedYet):
+        expect_error("sqrt", stub, (-1,), ValueError, "a negative x")
+
+
+# --- close --------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("got, expected, verdict", [
+    (torch.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-7], True),
+    (torch.tensor([1.0, 2.0]), [1.0, 2.0 + 1e-4], False),
+    (torch.tensor([[1.0, 2.0]]), [1.0, 2.0], False),             # same values, wrong shape
+    (3, torch.tensor(3.0), True),
+    ("three", 3.0, False),                                      # not a number at all
+    (None, 0.0, False),
+])
+def test_close_wants_the_same_shape_and_values_to_1e_6(got, expected, verdict):
+    assert close(got, expected) is verdict
+
+
+# --- in Jupyter, and the package's names ----------------------------------------------------
 
 def test_failures_render_as_one_friendly_line_in_jupyter():
-    rendered = grading.CheckFailed("hr_at_k: wrong")._render_traceback_()
-    assert rendered == ["\u274c hr_at_k: wrong"]
+    assert CheckFailed("hr_at_k: wrong")._render_traceback_() == ["\u274c hr_at_k: wrong"]
+    assert NotImplementedYet("hr_at_k: todo")._render_traceback_() == ["\u270f\ufe0f  hr_at_k: todo"]
 
 
-# ---------------------------------------------------------------- lesson 09
-
-def test_lesson09_checks_accept_the_library_references():
-    from course_lib import losses
-    from course_lib.grading import lesson09
-
-    assert lesson09.check_relevance_from_events(lesson09.relevance_from_events)
-    assert lesson09.check_weighted_ndcg_at_k(metrics.graded_ndcg_at_k)
-    assert lesson09.check_reciprocal_rank(lambda s, t: metrics.mrr(metrics.target_ranks(s, t)))
-    assert lesson09.check_entropy_at_k(metrics.entropy_at_k)
-    assert lesson09.check_bpr_loss(losses.bpr_loss)
+def test_a_check_failure_is_an_assertion_error_so_nbval_fails_the_solution():
+    assert issubclass(CheckFailed, AssertionError)
+    assert issubclass(NotImplementedYet, NotImplementedError)
 
 
-def test_lesson09_entropy_in_nats_is_caught():
-    from course_lib.grading import lesson09
-    with pytest.raises(grading.CheckFailed):
-        lesson09.check_entropy_at_k(lambda topk, cat: metrics.entropy_at_k(topk, cat, base=torch.e))
+@pytest.mark.parametrize("lesson", LESSONS)
+def test_every_lesson_uses_the_one_machinery(lesson):
+    module = importlib.import_module(f"course_lib.grading.{lesson}")
+    assert module.run_check is run_check
+    assert [n for n in module.__all__ if not hasattr(module, n)] == []
+    assert any(n.startswith("check_") for n in module.__all__)
+
+
+def test_the_package_re_exports_the_machinery_and_lesson_00s_checks():
+    from course_lib.grading import lesson00
+    assert grading.CheckFailed is CheckFailed and grading.run_check is run_check
+    for name in lesson00.__all__:
+        assert getattr(grading, name) is getattr(lesson00, name)
+    assert sorted(grading.__all__) == sorted(
+        ["CheckFailed", "NotImplementedYet", "close", "expect_error", "run_check"]
+        + lesson00.__all__)

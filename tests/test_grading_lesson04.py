@@ -1,12 +1,57 @@
-"""Lesson 04's checks accept the library's functions, name the case a typical mistake fails,
-and report a stub as not implemented."""
+"""Lesson 04's checks accept answers written from the definitions with loops and counters
+(so their expected values agree with the formulas, not only with the library), accept the
+library's functions, name the case a typical mistake fails, and report a stub as not
+implemented."""
+import math
+from collections import Counter
+
 import pytest
 import torch
 
 from course_lib import metrics
-from course_lib.grading import CheckFailed, NotImplementedYet
 from course_lib.grading import lesson04 as checks
+from course_lib.grading.checks import CheckFailed, NotImplementedYet
 from course_lib.quantize import vq
+
+
+def smoothing_by_hand(counts, eps):
+    n, k = float(counts.sum()), len(counts)
+    return torch.tensor([(c + eps) / (n + k * eps) * n for c in counts.tolist()])
+
+
+def ema_by_hand(counts, sums, x, codes, decay, eps):
+    """N_i <- decay N_i + (1 - decay) n_i; m_i <- decay m_i + (1 - decay) (sum of the batch
+    vectors coded i); e_i = m_i / smoothed N_i."""
+    rows, assigned, width = x.tolist(), codes.tolist(), sums.shape[1]
+    new_counts, new_sums = [], []
+    for i, (count, running) in enumerate(zip(counts.tolist(), sums.tolist())):
+        mine = [row for row, c in zip(rows, assigned) if c == i]
+        batch_sum = [sum(row[d] for row in mine) for d in range(width)]
+        new_counts.append(decay * count + (1 - decay) * len(mine))
+        new_sums.append([decay * m + (1 - decay) * b for m, b in zip(running, batch_sum)])
+    new_counts = torch.tensor(new_counts, dtype=torch.float64)
+    new_sums = torch.tensor(new_sums, dtype=torch.float64)
+    return new_counts, new_sums, new_sums / smoothing_by_hand(new_counts, eps)[:, None]
+
+
+def reset_by_hand(codebook, counts, x, threshold):
+    new, dead = codebook.clone(), counts < threshold
+    for i in dead.nonzero().flatten().tolist():
+        new[i] = x[i % len(x)]
+    return new, dead
+
+
+def perplexity_by_counting(codes, n_codes):
+    n = len(codes)
+    return math.exp(-sum(c / n * math.log(c / n) for c in Counter(codes.tolist()).values()))
+
+
+def test_answers_from_the_definitions_pass_every_check(capsys):
+    assert checks.check_laplace_smoothing(smoothing_by_hand)
+    assert checks.check_ema_update(ema_by_hand)
+    assert checks.check_reset_dead_codes(reset_by_hand)
+    assert checks.check_perplexity(perplexity_by_counting)
+    assert capsys.readouterr().out.count("\u2705") == 4
 
 
 def test_the_library_functions_pass_every_check(capsys):
@@ -97,8 +142,6 @@ def test_dividing_by_the_codebook_size_instead_of_the_rows_fails():
 
 @pytest.mark.parametrize("check", [checks.check_laplace_smoothing, checks.check_ema_update,
                                    checks.check_reset_dead_codes, checks.check_perplexity])
-def test_a_stub_is_reported_as_not_implemented(check):
-    def stub(*args):
-        raise NotImplementedError()
+def test_a_stub_is_reported_as_not_implemented(check, stub):
     with pytest.raises(NotImplementedYet, match="not implemented yet"):
         check(stub)

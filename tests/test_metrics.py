@@ -12,40 +12,11 @@ from sklearn.metrics import ndcg_score
 from torchmetrics.functional.retrieval import (retrieval_hit_rate, retrieval_normalized_dcg,
                                                retrieval_reciprocal_rank)
 
+from conftest import graded_case, tied_scores
 from course_lib import metrics as M
 
 PROPERTY = settings(max_examples=50, deadline=None)
 t = torch.tensor
-
-
-# --- strategies ---------------------------------------------------------------------------
-
-@st.composite
-def tied_scores(draw, min_items=2, max_items=12):
-    """(scores (B, I + 1), targets (B,)) with small integer scores, so ties are common."""
-    n_users = draw(st.integers(1, 4))
-    n_items = draw(st.integers(min_items, max_items))
-    values = draw(st.lists(st.integers(0, 3), min_size=n_users * (n_items + 1),
-                           max_size=n_users * (n_items + 1)))
-    scores = t(values, dtype=torch.float32).reshape(n_users, n_items + 1)
-    targets = t(draw(st.lists(st.integers(1, n_items), min_size=n_users, max_size=n_users)))
-    return scores, targets
-
-
-@st.composite
-def graded_case(draw):
-    """(scores, relevance, k): distinct scores (a permutation), integer gains in 0..3, and at
-    least one positive gain per user."""
-    n_users = draw(st.integers(1, 3))
-    n_items = draw(st.integers(2, 10))
-    k = draw(st.integers(1, n_items))
-    scores, relevance = [], []
-    for _ in range(n_users):
-        scores.append([0.0] + [float(v) for v in draw(st.permutations(range(n_items)))])
-        gains = draw(st.lists(st.integers(0, 3), min_size=n_items, max_size=n_items)
-                     .filter(lambda g: any(g)))
-        relevance.append([0.0] + [float(g) for g in gains])
-    return t(scores), t(relevance), k
 
 
 def random_scores(n_users, n_items, seed):
@@ -460,7 +431,7 @@ def test_targets_with_the_wrong_number_of_rows_are_rejected():
 
 
 def test_history_with_the_wrong_number_of_rows_is_rejected():
-    with pytest.raises(ValueError, match="history has 3 rows but scores has 4"):
+    with pytest.raises(ValueError, match="history has 3 rows but there are 4"):
         M.mask_history(torch.rand(4, 6), torch.ones(3, 2, dtype=torch.long))
 
 
@@ -508,8 +479,28 @@ def test_topk_with_padding_ids_is_rejected():
 
 
 def test_codes_outside_the_codebook_are_rejected():
-    with pytest.raises(ValueError, match=r"codes must be indices in \[0, n_codes\)"):
+    with pytest.raises(ValueError, match=r"codes must be indices below the codebook size 8"):
         M.perplexity(t([0, 3, 8]), 8)
+
+
+@pytest.mark.parametrize("call, error, phrase", [
+    (lambda: M.check_codes(t([0.0, 1.0])), TypeError, "integer tensor"),
+    (lambda: M.check_codes(t([0, -1])), ValueError, ">= 0, got -1"),
+    (lambda: M.check_codes(t([1, 2]), levels=True), ValueError, "2-D \\(items, levels\\)"),
+    (lambda: M.check_codes(t([[0, 4]]), [5, 4], levels=True), ValueError, "below the codebook"),
+    (lambda: M.check_codes(t([[0, 1]]), [5, 4, 3], levels=True), ValueError, "one codebook size"),
+    (lambda: M.check_codes(torch.zeros(0, dtype=torch.long)), ValueError, "empty"),
+])
+def test_the_one_codes_validator_names_what_is_wrong(call, error, phrase):
+    with pytest.raises(error, match=phrase):
+        call()
+
+
+def test_codes_validator_accepts_removed_tokens_only_when_asked_and_checks_each_level():
+    codes = t([[0, -1], [4, 3]])
+    assert torch.equal(M.check_codes(codes, [5, 4], levels=True, allow_missing=True), codes)
+    with pytest.raises(ValueError, match="variable-length"):
+        M.check_codes(codes, [5, 4], levels=True)
 
 
 def test_all_zero_counts_have_no_gini():
@@ -530,3 +521,109 @@ def test_entropy_base_1_is_rejected():
 def test_non_tensor_scores_are_rejected():
     with pytest.raises(TypeError, match="scores must be a torch.Tensor"):
         M.target_ranks([[0.0, 1.0]], t([1]))
+
+
+# --- the evaluation contract: ranked lists and the one summary -----------------------------
+
+@st.composite
+def ranked_lists(draw):
+    """(topk (B, K) distinct item ids with some empty 0 slots at the end, targets (B,),
+    history (B, T), n_items)."""
+    n_items = draw(st.integers(3, 12))
+    n_users = draw(st.integers(1, 4))
+    k = draw(st.integers(1, n_items))
+    rows, targets, histories = [], [], []
+    for _ in range(n_users):
+        items = draw(st.permutations(list(range(1, n_items + 1))))
+        filled = draw(st.integers(0, k))
+        rows.append(list(items[:filled]) + [0] * (k - filled))
+        targets.append(draw(st.integers(1, n_items)))
+        histories.append(draw(st.lists(st.integers(0, n_items), min_size=2, max_size=2)))
+    return t(rows), t(targets), t(histories), n_items
+
+
+@PROPERTY
+@given(ranked_lists())
+def test_ranks_from_a_list_equal_ranks_of_the_score_matrix_the_list_stands_for(case):
+    # An independent route: write the list as scores (K, K - 1, ..., 1 for the listed items,
+    # 0 for every other item) and rank the targets with target_ranks.
+    topk, targets, history, n_items = case
+    scores = torch.zeros(len(topk), n_items + 1)
+    for row, items in enumerate(topk.tolist()):
+        for position, item in enumerate(items):
+            if item:
+                scores[row, item] = len(items) - position
+    # mask_history masks history items, but a listed history item is still listed: keep the
+    # comparison to lists without history items, as a recommender removes them.
+    listed_seen = [set(r) & set(h) - {0} for r, h in zip(topk.tolist(), history.tolist())]
+    keep = t([not s for s in listed_seen])
+    expected = M.target_ranks(scores, targets, history)[keep]
+    assert torch.equal(M.ranks_from_topk(topk, targets, n_items, history)[keep], expected)
+    assert torch.equal(M.ranks_from_topk(topk, targets, n_items), M.target_ranks(scores, targets))
+
+
+def test_a_target_outside_the_list_ranks_last_among_the_unmasked_items():
+    topk = t([[4, 5, 0]])
+    assert M.ranks_from_topk(topk, t([2]), n_items=6).item() == 6
+    # history 4 and 6 are masked; the target 2 stays rankable even if it was seen
+    assert M.ranks_from_topk(topk, t([2]), 6, history=t([[0, 4, 6, 2]])).item() == 4
+    assert M.ranks_from_topk(topk, t([5]), 6).item() == 2
+
+
+def test_ranks_from_topk_rejects_bad_lists():
+    with pytest.raises(ValueError, match="item ids in \\[1, 5\\]"):
+        M.ranks_from_topk(t([[6, 1]]), t([1]), 5)
+    with pytest.raises(ValueError, match="only 2 items"):
+        M.ranks_from_topk(t([[1, 2, 0]]), t([1]), 2)
+    with pytest.raises(ValueError, match="one per row of topk"):
+        M.ranks_from_topk(t([[1, 2]]), t([1, 2]), 5)
+    with pytest.raises(TypeError, match="integer tensor"):
+        M.ranks_from_topk(t([[1.0, 2.0]]), t([1]), 5)
+
+
+def test_summarise_reports_hr_ndcg_and_mrr_from_ranks_by_hand():
+    out = M.summarise(t([1, 3, 20]), ks=(1, 10))
+    assert out["HR@1"] == pytest.approx(1 / 3)
+    assert out["HR@10"] == pytest.approx(2 / 3)
+    assert out["NDCG@10"] == pytest.approx((1 + 1 / math.log2(4)) / 3)
+    assert out["MRR"] == pytest.approx((1 + 1 / 3 + 1 / 20) / 3)
+    assert list(out) == ["HR@1", "NDCG@1", "HR@10", "NDCG@10", "MRR"]
+
+
+def test_summarise_rejects_empty_inputs():
+    with pytest.raises(ValueError, match="ks is empty"):
+        M.summarise(t([1]), ks=())
+    with pytest.raises(ValueError, match="no user"):
+        M.summarise(torch.zeros(0, dtype=torch.long))
+    with pytest.raises(ValueError, match="1-based"):
+        M.summarise(t([0, 1]))
+
+
+# --- graded relevance from events -----------------------------------------------------------
+
+GAINS = {"exposure": 0.0, "click": 1.0, "like": 1.0, "conversion": 5.0}
+
+
+def test_graded_relevance_keeps_the_largest_gain_per_user_and_item():
+    rel = M.graded_relevance(t([0, 0, 0, 1, 1]), t([3, 3, 2, 3, 1]),
+                             ["click", "conversion", "exposure", "like", "exposure"],
+                             n_rows=2, n_items=4, gains=GAINS)
+    assert rel.dtype == torch.float64 and rel.shape == (2, 5)
+    assert rel.tolist() == [[0, 0, 0, 5, 0], [0, 0, 0, 1, 0]]
+
+
+def test_graded_relevance_names_the_action_without_a_gain():
+    with pytest.raises(ValueError, match="no gain for actions \\['share'\\]"):
+        M.graded_relevance(t([0]), t([1]), ["share"], 1, 2, GAINS)
+    with pytest.raises(ValueError, match="one length"):
+        M.graded_relevance(t([0, 0]), t([1]), ["click"], 1, 2, GAINS)
+    with pytest.raises(ValueError, match="0 is padding"):
+        M.graded_relevance(t([0]), t([0]), ["click"], 1, 2, GAINS)
+
+
+def test_count_entropy_refuses_an_all_zero_row_instead_of_returning_nan():
+    with pytest.raises(ValueError, match="sums to 0"):
+        M.count_entropy(t([[1.0, 1.0], [0.0, 0.0]]))
+    with pytest.raises(ValueError, match=">= 0"):
+        M.count_entropy(t([1.0, -1.0]))
+    assert M.count_entropy(t([1.0, 1.0])).item() == pytest.approx(1.0)

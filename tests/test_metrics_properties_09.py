@@ -2,38 +2,18 @@
 already state: NDCG is 1 exactly for the ideal order and does not depend on the order of the
 candidate columns, recall and hits grow with K, precision and recall count the same hits,
 Entropy@K is bounded and ignores the order of the list, and a sampled rank never exceeds the
-number of negatives plus one."""
+full rank, and sampling every unseen item gives the full rank among the unseen items."""
 import math
 
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import graded_case, tied_scores
 from course_lib import metrics as M
 
 PROPERTY = settings(max_examples=50, deadline=None)
 t = torch.tensor
-
-
-@st.composite
-def graded_case(draw, distinct_scores=True):
-    """(scores (B, I + 1), relevance (B, I + 1), k) with gains in 0..3 and a positive gain
-    for every user; scores are a permutation (no ties) unless distinct_scores is False."""
-    n_users = draw(st.integers(1, 3))
-    n_items = draw(st.integers(2, 10))
-    k = draw(st.integers(1, n_items))
-    scores, relevance = [], []
-    for _ in range(n_users):
-        if distinct_scores:
-            row = [float(v) for v in draw(st.permutations(range(n_items)))]
-        else:
-            row = [float(v) for v in draw(st.lists(st.integers(0, 3), min_size=n_items,
-                                                   max_size=n_items))]
-        scores.append([0.0] + row)
-        gains = draw(st.lists(st.integers(0, 3), min_size=n_items, max_size=n_items)
-                     .filter(lambda g: any(g)))
-        relevance.append([0.0] + [float(g) for g in gains])
-    return t(scores), t(relevance), k
 
 
 def _permute_columns(x: torch.Tensor, perm: list[int]) -> torch.Tensor:
@@ -107,11 +87,36 @@ def test_entropy_at_k_is_bounded_and_ignores_the_order_of_the_list(case, k, rnd)
     assert M.entropy_at_k(shuffled, item_category).item() == entropy
 
 
+def brute_force_rank(scores: list[float], target: int, seen: set[int]) -> int:
+    """1 + how many items j in 1..I (not the target, not seen) score at least the target's."""
+    return 1 + sum(1 for j in range(1, len(scores))
+                   if j != target and j not in seen and scores[j] >= scores[target])
+
+
 @PROPERTY
-@given(st.integers(5, 30), st.integers(1, 4), st.integers(0, 2**31 - 1))
-def test_a_sampled_rank_lies_between_1_and_n_negatives_plus_1(n_items, n_negatives, seed):
-    gen = torch.Generator().manual_seed(seed)
-    scores = torch.randn(6, n_items + 1, generator=gen)
-    targets = torch.randint(1, n_items + 1, (6,), generator=gen)
-    ranks = M.sampled_ranks(scores, targets, n_negatives=n_negatives, generator=gen)
-    assert ((ranks >= 1) & (ranks <= n_negatives + 1)).all()
+@given(tied_scores(min_items=3), st.data())
+def test_sampling_every_unseen_item_gives_the_brute_force_rank_among_unseen_items(case, data):
+    scores, targets = case
+    n_items = scores.shape[1] - 1
+    for row, target in zip(scores, targets.tolist()):
+        others = [j for j in range(1, n_items + 1) if j != target]
+        seen = data.draw(st.lists(st.sampled_from(others), max_size=len(others) - 1,
+                                  unique=True))
+        history = torch.tensor([[0] + seen])                         # (1, T) left-padded
+        n_unseen = len(others) - len(seen)
+        rank = M.sampled_ranks(row[None], torch.tensor([target]), history,
+                               n_negatives=n_unseen,
+                               generator=torch.Generator().manual_seed(len(seen)))
+        assert rank.tolist() == [brute_force_rank(row.tolist(), target, set(seen))]
+
+
+@PROPERTY
+@given(tied_scores(min_items=2), st.integers(1, 12), st.integers(0, 2**31 - 1))
+def test_a_sampled_rank_is_never_worse_than_the_brute_force_full_rank(case, n_negatives, seed):
+    scores, targets = case
+    n_negatives = min(n_negatives, scores.shape[1] - 2)              # I - 1 items to sample
+    ranks = M.sampled_ranks(scores, targets, n_negatives=n_negatives,
+                            generator=torch.Generator().manual_seed(seed))
+    full = [brute_force_rank(row.tolist(), target, set())
+            for row, target in zip(scores, targets.tolist())]
+    assert all(1 <= r <= f for r, f in zip(ranks.tolist(), full))

@@ -74,9 +74,33 @@ def test_usage_chart_bars_are_the_code_counts_most_used_first(explorer):
     plt.close(fig)
 
 
-def test_show_without_a_kernel_draws_only_the_static_figure(explorer, capsys):
-    assert explorer.show(interactive=None) is None            # pytest runs no IPython kernel
-    assert "VBox" not in capsys.readouterr().out
+def test_show_without_a_kernel_draws_the_static_figure_at_the_level_and_no_widgets(explorer,
+                                                                                   monkeypatch):
+    built = []
+    monkeypatch.setattr(explorer, "widget", lambda: built.append("app"))
+    plt.close("all")
+    explorer.show(level=2, interactive=None)                  # pytest runs no IPython kernel
+    assert built == []
+    assert len(plt.get_fignums()) == 1
+    titles = [ax.get_title() for ax in plt.gcf().axes if ax.axison]
+    assert "UMAP of items, coloured by level-2 code" in titles
+    assert sum(t.startswith("level ") for t in titles) == 3   # one usage chart per level
+    plt.close("all")
+
+
+@pytest.mark.parametrize("widgets_env, shown", [("1", ["app"]), ("0", [])])
+def test_show_in_a_kernel_displays_the_widget_app_unless_widgets_are_switched_off(
+        explorer, monkeypatch, widgets_env, shown):
+    import IPython.display
+
+    from course_lib.viz import explorer as module
+    displayed = []
+    monkeypatch.setattr(module, "_in_kernel", lambda: True)
+    monkeypatch.setenv("COURSE_WIDGETS", widgets_env)
+    monkeypatch.setattr(explorer, "widget", lambda: "app")
+    monkeypatch.setattr(IPython.display, "display", displayed.append)
+    explorer.show(interactive=None)
+    assert displayed == shown
     plt.close("all")
 
 
@@ -104,11 +128,34 @@ def test_widget_code_picker_follows_the_level_slider(explorer):
     explorer.codes[:, 1] = 0                                  # level 2 uses one code only
     app = explorer.widget()
     level, code = app.children[0].children[0], app.children[1]
+    assert [value for _, value in code.options][0] == -1
+    assert len(code.options) == len(np.unique(explorer.codes[:, 0])) + 1
     level.value = 2
     assert [value for _, value in code.options] == [-1, 0]
-    code.value = 0                                           # redraws with the highlight
-    colour = app.children[0].children[1]
+    assert code.value == -1                                   # no stale pick from level 1
+    plt.close("all")
+
+
+def test_widget_redraws_once_per_change_keeping_the_picked_code_highlighted(explorer):
+    pytest.importorskip("ipywidgets")
+    explorer.codes[:, 1] = 0                                  # level 2: all 40 items on code 0
+    app = explorer.widget()
+    (level, colour), code = app.children[0].children, app.children[1]
+    level.value = 2
+    plt.close("all")
+    code.value = 0
+    assert len(plt.get_fignums()) == 1                        # one redraw
+    left, right = plt.gcf().axes[:2]
+    assert left.get_legend().get_texts()[0].get_text() == "code 0: 40 items"
+    red = [bar.get_height() for bar in right.patches
+           if matplotlib.colors.same_color(bar.get_facecolor(), "crimson")]
+    assert red == [40]
+    plt.close("all")
     colour.value = "popularity"
+    assert len(plt.get_fignums()) == 1
+    left = plt.gcf().axes[0]
+    assert left.get_title() == "UMAP of items, coloured by log10 popularity"
+    assert left.get_legend().get_texts()[0].get_text() == "code 0: 40 items"
     plt.close("all")
 
 

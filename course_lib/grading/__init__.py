@@ -1,95 +1,21 @@
-"""Autograded checks for the exercise notebooks: the machinery here, one module per lesson
-(`lesson00`, ...) with its `check_*` functions.
+"""Autograded checks for the exercise notebooks.
+
+The machinery (`run_check`, `expect_error`, `close`, `CheckFailed`, `NotImplementedYet`)
+lives in `course_lib.grading.checks`; each lesson's `check_*` functions live in their own
+module, `course_lib.grading.lesson00`, `lesson01`, ... and are imported from there:
+
+    from course_lib.grading import lesson01 as checks
+    checks.check_attention_mask(attention_mask)
 
 Each `check_*` calls the learner's function on fixed cases and seeded random cases, compares
-with the library's reference, and prints a short verdict. A wrong answer raises `CheckFailed`
-naming the case, the input, what was expected and what came back; an unfinished task raises
-`NotImplementedYet`. In Jupyter both show as one friendly line, not a traceback (IPython's
-`_render_traceback_` hook); to pytest and nbval they are ordinary errors, so a solution
-notebook fails its test when a check fails.
+with the library's reference, and prints a short verdict. Lesson 00, the first notebook a
+learner opens, calls its checks as `grading.check_split_sequence(...)`: they are re-exported
+here, with the machinery.
 """
-from __future__ import annotations
+from course_lib.grading.checks import (CheckFailed, NotImplementedYet, close, expect_error,
+                                       run_check)
+from course_lib.grading.lesson00 import (check_hr_at_k, check_ndcg_at_k, check_split_sequence,
+                                         check_target_rank)
 
-from typing import Any, Callable, Iterable
-
-import numpy as np
-import torch
-
-
-
-class CheckFailed(AssertionError):
-    """The learner's function gave a wrong answer (or crashed) on a named case."""
-
-    def _render_traceback_(self):
-        return [f"\u274c {self}"]
-
-
-class NotImplementedYet(NotImplementedError):
-    """The learner's function still raises NotImplementedError."""
-
-    def _render_traceback_(self):
-        return [f"\u270f\ufe0f  {self}"]
-
-
-Case = tuple[str, tuple, Any]            # (name, arguments, expected answer)
-
-
-def run_check(task: str, fn: Callable, cases: Iterable[Case],
-              same: Callable[[Any, Any], bool]) -> bool:
-    """Call `fn(*arguments)` for every case; raise on the first wrong answer."""
-    cases = list(cases)
-    for name, args, expected in cases:
-        try:
-            got = fn(*args)
-        except NotImplementedError:
-            raise NotImplementedYet(f"{task}: not implemented yet. Replace the "
-                                    "`raise NotImplementedError()` in your function.") from None
-        except Exception as err:
-            raise CheckFailed(f"{task}: on case '{name}' your function raised "
-                              f"{type(err).__name__}: {err}\n   input: {_show(args)}") from None
-        if not same(got, expected):
-            raise CheckFailed(f"{task}: wrong answer on case '{name}'\n   input:    "
-                              f"{_show(args)}\n   expected: {_show(expected)}\n   got:      "
-                              f"{_show(got)}")
-    print(f"\u2705 {task}: all {len(cases)} cases pass")
-    return True
-
-
-def _show(value) -> str:
-    if torch.is_tensor(value):
-        value = value.tolist()
-    elif isinstance(value, np.ndarray):
-        value = value.tolist()
-    elif isinstance(value, tuple):
-        return "(" + ", ".join(_show(v) for v in value) + ")"
-    text = repr(value)
-    return text if len(text) < 200 else text[:200] + " ..."
-
-
-def close(got, expected) -> bool:
-    try:
-        got = torch.as_tensor(got, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        return False
-    expected = torch.as_tensor(expected, dtype=torch.float64)
-    return got.shape == expected.shape and bool(torch.allclose(got, expected, atol=1e-6))
-
-
-def expect_error(task, fn, args, error, what) -> bool:
-    """Pass if `fn(*args)` raises `error` (the input `what` is invalid)."""
-    try:
-        fn(*args)
-    except error:
-        print(f"\u2705 {task}: raises {error.__name__} for {what}")
-        return True
-    except NotImplementedError:
-        raise NotImplementedYet(f"{task}: not implemented yet.") from None
-    except Exception as err:
-        raise CheckFailed(f"{task}: for {what} expected {error.__name__}, got "
-                          f"{type(err).__name__}: {err}") from None
-    raise CheckFailed(f"{task}: for {what} ({_show(args)}) expected {error.__name__}, "
-                      "but your function returned normally")
-
-
-# The lessons' checks, importable as course_lib.grading.check_*.
-from course_lib.grading.lesson00 import *  # noqa: E402,F401,F403
+__all__ = ["CheckFailed", "NotImplementedYet", "close", "expect_error", "run_check",
+           "check_split_sequence", "check_target_rank", "check_hr_at_k", "check_ndcg_at_k"]

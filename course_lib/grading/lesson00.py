@@ -6,7 +6,7 @@ import torch
 
 from course_lib import metrics
 from course_lib.data import sequences
-from course_lib.grading import close, expect_error, run_check
+from course_lib.grading.checks import close, expect_error, run_check
 
 __all__ = ["check_split_sequence", "check_target_rank", "check_hr_at_k", "check_ndcg_at_k"]
 

@@ -8,7 +8,7 @@ import math
 import torch
 
 from course_lib.data.sequences import pad_left
-from course_lib.grading import close, run_check
+from course_lib.grading.checks import close, run_check
 from course_lib.models import sasrec
 
 __all__ = ["check_attention_mask", "check_bce_loss", "check_softmax_loss",

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.grading import close, expect_error, run_check
+from course_lib.grading.checks import close, expect_error, run_check
 from course_lib.models import vae
 
 __all__ = ["check_reparameterize", "check_gaussian_kl", "check_free_bits", "check_kl_weight"]

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.grading import close, run_check
+from course_lib.grading.checks import close, run_check
 from course_lib.quantize import vq
 
 __all__ = ["check_nearest_codes", "check_straight_through", "check_codebook_loss",

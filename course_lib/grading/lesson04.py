@@ -7,7 +7,7 @@ from __future__ import annotations
 import torch
 
 from course_lib import metrics
-from course_lib.grading import close, run_check
+from course_lib.grading.checks import close, run_check
 from course_lib.quantize import vq
 
 __all__ = ["check_laplace_smoothing", "check_ema_update", "check_reset_dead_codes",

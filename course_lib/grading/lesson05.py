@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from course_lib.grading import close, run_check
+from course_lib.grading.checks import close, run_check
 from course_lib.quantize import stats
 from course_lib.quantize.residual import residual_quantize
 from course_lib.quantize.semantic_ids import collision_suffix

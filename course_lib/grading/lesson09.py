@@ -9,28 +9,26 @@ import math
 import torch
 
 from course_lib import losses, metrics
-from course_lib.grading import close, expect_error, run_check
+from course_lib.grading.checks import close, expect_error, run_check
 
-__all__ = ["ACTION_GAINS", "relevance_from_events", "check_relevance_from_events",
+__all__ = ["action_gains", "relevance_from_events", "check_relevance_from_events",
            "check_weighted_ndcg_at_k", "check_reciprocal_rank", "check_entropy_at_k",
            "check_bpr_loss"]
 
-ACTION_GAINS = {"exposure": 0.0, "click": 1.0, "like": 1.0}   # conversion: alpha
+
+def action_gains(alpha: float) -> dict[str, float]:
+    """The exercise's gain table: exposure 0, click or like 1, conversion alpha."""
+    return {"exposure": 0.0, "click": 1.0, "like": 1.0, "conversion": float(alpha)}
 
 
 def relevance_from_events(items, actions, n_items: int, alpha: float) -> torch.Tensor:
-    """Reference for task 1: gains (I + 1,) for one user's events, w(i) = the largest gain
-    among item i's events (exposure 0, click or like 1, conversion alpha); 0 elsewhere and
-    at the padding entry 0. Lesson 09 builds the same thing batched over users."""
-    gains = {**ACTION_GAINS, "conversion": float(alpha)}
-    unknown = set(actions) - set(gains)
-    if unknown:
-        raise ValueError(f"unknown actions {sorted(unknown)}; expected {sorted(gains)}")
-    out = torch.zeros(n_items + 1, dtype=torch.float64)
-    if len(items):
-        values = torch.tensor([gains[a] for a in actions], dtype=torch.float64)
-        out.scatter_reduce_(0, torch.as_tensor(list(items), dtype=torch.long), values, "amax")
-    return out
+    """Reference for task 1: gains (I + 1,) float64 for one user's events, w(i) = the largest
+    gain among item i's events under `action_gains(alpha)`; 0 elsewhere and at the padding
+    entry 0. One row of `metrics.graded_relevance`, which lesson 09 calls batched over users."""
+    items = torch.as_tensor(list(items), dtype=torch.long)                     # (E,)
+    rows = torch.zeros_like(items)                                             # one row
+    return metrics.graded_relevance(rows, items, list(actions), 1, n_items,
+                                    action_gains(alpha))[0]                    # (I + 1,)
 
 
 def _actions(gen, n):
@@ -43,6 +41,8 @@ def check_relevance_from_events(fn) -> bool:
     hand = [("click then conversion of the same item",
              ([3, 3, 5], ["click", "conversion", "exposure"], 6, 4.0),
              [0.0, 0.0, 0.0, 4.0, 0.0, 0.0, 0.0]),
+            ("conversion then click keeps the conversion",
+             ([2, 2], ["conversion", "click"], 3, 5.0), [0.0, 0.0, 5.0, 0.0]),
             ("exposure only is worth 0", ([2], ["exposure"], 3, 2.0), [0.0, 0.0, 0.0, 0.0]),
             ("like counts as a click", ([1, 2], ["like", "click"], 2, 3.0), [0.0, 1.0, 1.0])]
     gen = torch.Generator().manual_seed(9)

@@ -25,18 +25,13 @@ from course_lib import metrics
 
 
 def _check(codes, codebook_sizes) -> tuple[Tensor, list[int]]:
-    codes = torch.as_tensor(codes)
-    if codes.dtype.is_floating_point or codes.dim() != 2 or codes.shape[0] == 0:
-        raise ValueError(f"codes must be a non-empty integer tensor (items, levels), got "
-                         f"{codes.dtype} of shape {tuple(codes.shape)}")
+    codes = metrics.check_codes(codes, levels=True, allow_missing=True)
     n_levels = codes.shape[1]
     if isinstance(codebook_sizes, int):
         codebook_sizes = [codebook_sizes] * n_levels
     codebook_sizes = [int(k) for k in codebook_sizes]
-    if len(codebook_sizes) != n_levels:
-        raise ValueError(f"need one codebook size per level ({n_levels}), got "
-                         f"{len(codebook_sizes)}")
-    return codes.long(), codebook_sizes
+    metrics.check_codes(codes, codebook_sizes, levels=True, allow_missing=True)
+    return codes, codebook_sizes
 
 
 def token_counts(codes: Tensor, codebook_sizes: int | Sequence[int]) -> list[Tensor]:

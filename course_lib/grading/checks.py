@@ -1,0 +1,95 @@
+"""The grading machinery every lesson's checks share: run the learner's function on named
+cases, compare with the expected answers, and report one short verdict.
+
+`run_check` calls the function on each case and raises on the first wrong answer;
+`expect_error` passes when the function refuses an invalid input; `close` compares numbers,
+lists and tensors to 1e-6. A wrong answer raises `CheckFailed` naming the case, the input,
+what was expected and what came back; an unfinished task raises `NotImplementedYet`. In
+Jupyter both show as one friendly line, not a traceback (IPython's `_render_traceback_`
+hook); to pytest and nbval they are ordinary errors, so a solution notebook fails its test
+when a check fails.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Iterable
+
+import numpy as np
+import torch
+
+__all__ = ["CheckFailed", "NotImplementedYet", "Case", "run_check", "expect_error", "close"]
+
+
+class CheckFailed(AssertionError):
+    """The learner's function gave a wrong answer (or crashed) on a named case."""
+
+    def _render_traceback_(self):
+        return [f"\u274c {self}"]
+
+
+class NotImplementedYet(NotImplementedError):
+    """The learner's function still raises NotImplementedError."""
+
+    def _render_traceback_(self):
+        return [f"\u270f\ufe0f  {self}"]
+
+
+Case = tuple[str, tuple, Any]            # (name, arguments, expected answer)
+
+
+def run_check(task: str, fn: Callable, cases: Iterable[Case],
+              same: Callable[[Any, Any], bool]) -> bool:
+    """Call `fn(*arguments)` for every case; raise on the first wrong answer."""
+    cases = list(cases)
+    for name, args, expected in cases:
+        try:
+            got = fn(*args)
+        except NotImplementedError:
+            raise NotImplementedYet(f"{task}: not implemented yet. Replace the "
+                                    "`raise NotImplementedError()` in your function.") from None
+        except Exception as err:
+            raise CheckFailed(f"{task}: on case '{name}' your function raised "
+                              f"{type(err).__name__}: {err}\n   input: {_show(args)}") from None
+        if not same(got, expected):
+            raise CheckFailed(f"{task}: wrong answer on case '{name}'\n   input:    "
+                              f"{_show(args)}\n   expected: {_show(expected)}\n   got:      "
+                              f"{_show(got)}")
+    print(f"\u2705 {task}: all {len(cases)} cases pass")
+    return True
+
+
+def _show(value) -> str:
+    """A short repr for messages: tensors and arrays as lists, cut at 200 characters."""
+    if torch.is_tensor(value):
+        value = value.tolist()
+    elif isinstance(value, np.ndarray):
+        value = value.tolist()
+    elif isinstance(value, tuple):
+        return "(" + ", ".join(_show(v) for v in value) + ")"
+    text = repr(value)
+    return text if len(text) < 200 else text[:200] + " ..."
+
+
+def close(got, expected) -> bool:
+    """Same shape and equal to 1e-6 (absolute); False for anything not convertible to numbers."""
+    try:
+        got = torch.as_tensor(got, dtype=torch.float64)
+    except (TypeError, ValueError, RuntimeError):
+        return False
+    expected = torch.as_tensor(expected, dtype=torch.float64)
+    return got.shape == expected.shape and bool(torch.allclose(got, expected, atol=1e-6))
+
+
+def expect_error(task, fn, args, error, what) -> bool:
+    """Pass if `fn(*args)` raises `error` (the input `what` is invalid)."""
+    try:
+        fn(*args)
+    except error:
+        print(f"\u2705 {task}: raises {error.__name__} for {what}")
+        return True
+    except NotImplementedError:
+        raise NotImplementedYet(f"{task}: not implemented yet.") from None
+    except Exception as err:
+        raise CheckFailed(f"{task}: for {what} expected {error.__name__}, got "
+                          f"{type(err).__name__}: {err}") from None
+    raise CheckFailed(f"{task}: for {what} ({_show(args)}) expected {error.__name__}, "
+                      "but your function returned normally")
