@@ -29,16 +29,12 @@ import torch
 from torch import nn
 
 from course_lib import get_device, get_profile, seed_everything
-from course_lib.data.movielens import load_movielens
-from course_lib.data.sequences import leave_one_out, next_item_batches, user_sequences
-from course_lib.data.world import make_world
+from course_lib.data.datasets import load_dataset
+from course_lib.data.sequences import next_item_batches
 from course_lib.models.sasrec import SASRec, SASRecConfig
 from course_lib.train import evaluate_model
 
 ROOT = Path(__file__).resolve().parents[1]
-# Learning rates the lesson uses: the small world learns fast at 1e-2; MovieLens at the
-# paper's 1e-3.
-LR = {"world": 1e-2, "movielens": 1e-3}
 
 
 class StraightforwardSASRec(nn.Module):
@@ -122,15 +118,6 @@ def straightforward_batches(train, n_items, max_len, batch_size, seed):
                "negatives": torch.from_numpy(negatives)}
 
 
-def load(name, profile):
-    if name == "world":
-        world = make_world(profile.world)
-        seqs = user_sequences(world.interactions, actions=("click", "like", "conversion"))
-        return leave_one_out(seqs, world.n_items)
-    movielens = load_movielens()
-    return leave_one_out(user_sequences(movielens.interactions), movielens.n_items)
-
-
 def sync(device):
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -158,12 +145,15 @@ def train_and_time(model, make_batches, valid, epochs, lr, device):
 
 
 def bench(name, profile, device, epochs, seed=0):
-    split = load(name, profile)
+    data = load_dataset(name, profile)
+    if data.name != name:
+        raise FileNotFoundError(f"{name} could not be read")
+    split = data.split
     n_items, valid = split.n_items, split.evaluation("valid")
     cfg = SASRecConfig(n_items, max_len=profile.max_len, d_model=profile.d_model,
                        loss_type="bce")
     size = (cfg.max_len, cfg.d_model, cfg.n_blocks, cfg.n_heads, cfg.dropout)
-    batch_size, lr = profile.batch_size, LR[name]
+    batch_size, lr = profile.batch_size, profile.training[name].lr  # the lesson's
 
     seed_everything(seed)
     ours = train_and_time(

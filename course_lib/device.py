@@ -52,6 +52,15 @@ def seed_everything(seed: int = 0) -> None:
 
 
 @dataclass(frozen=True)
+class Training:
+    """How a sequence model trains on one dataset: Adam's learning rate and an epoch cap
+    (early stopping may end sooner)."""
+
+    lr: float
+    epochs: int
+
+
+@dataclass(frozen=True)
 class Profile:
     """Sizes for one run of the course. Lessons read sizes from here, never branch on name."""
 
@@ -62,17 +71,23 @@ class Profile:
     batch_size: int
     d_model: int              # default model width for the sequence models
     max_len: int              # longest history a sequence model sees
-    extra: dict = field(default_factory=dict)
+    # Per dataset. The world's short, strongly sequential histories train fast at 1e-2 and
+    # stop improving within 10 epochs; MovieLens uses the SASRec paper's 1e-3.
+    training: dict[str, Training] = field(default_factory=dict)
 
 
 def _quick() -> Profile:
     return Profile(name="quick", world=WorldConfig(n_users=1000, n_items=500),
-                   dataset="world", epochs=20, batch_size=128, d_model=64, max_len=50)
+                   dataset="world", epochs=20, batch_size=128, d_model=64, max_len=50,
+                   training={"world": Training(lr=1e-2, epochs=10),
+                             "movielens": Training(lr=1e-3, epochs=20)})
 
 
 def _full() -> Profile:
     return Profile(name="full", world=WorldConfig(n_users=10_000, n_items=5_000),
-                   dataset="movielens", epochs=200, batch_size=128, d_model=64, max_len=200)
+                   dataset="movielens", epochs=200, batch_size=128, d_model=64, max_len=200,
+                   training={"world": Training(lr=1e-2, epochs=10),
+                             "movielens": Training(lr=1e-3, epochs=200)})
 
 
 def get_profile(name: str | None = None) -> Profile:

@@ -39,3 +39,12 @@ def test_item_knn_matches_dense_cosine_when_keeping_all_neighbours(train):
 def test_item_knn_refuses_zero_neighbours(train):
     with pytest.raises(ValueError, match="n_neighbours"):
         ItemKNN(train, n_items=5, n_neighbours=0)
+
+
+@pytest.mark.parametrize("model", [Popularity, ItemKNN])
+def test_baselines_refuse_item_ids_outside_the_catalogue(model):
+    # An id above n_items would silently widen the score matrix past the catalogue.
+    with pytest.raises(ValueError, match=r"must be in \[1, 5\], found 9"):
+        model({1: np.array([1, 9])}, n_items=5)
+    with pytest.raises(ValueError, match="0 is padding"):
+        model({1: np.array([0, 2])}, n_items=5)

@@ -30,11 +30,21 @@ def test_seed_everything_repeats_all_generators():
     assert a == (random.random(), np.random.rand(), torch.rand(1).item())
 
 
-def test_profiles_differ_in_size_only(monkeypatch):
+def test_full_profile_is_larger_and_switches_to_movielens(monkeypatch):
     monkeypatch.setenv("COURSE_PROFILE", "full")
     full = get_profile()
     quick = get_profile("quick")
-    assert full.world.n_users > quick.world.n_users and full.epochs > quick.epochs
+    assert full.name == "full" and quick.name == "quick"
+    assert full.world.n_users > quick.world.n_users and full.world.n_items > quick.world.n_items
+    assert full.epochs > quick.epochs and full.max_len > quick.max_len
+    assert (quick.dataset, full.dataset) == ("world", "movielens")
+    assert full.training["movielens"].epochs > quick.training["movielens"].epochs
+
+
+def test_every_profile_says_how_to_train_on_every_dataset():
+    for profile in (get_profile("quick"), get_profile("full")):
+        assert set(profile.training) == {"world", "movielens"}
+        assert all(0 < t.lr < 1 and t.epochs >= 1 for t in profile.training.values())
 
 
 def test_default_profile_is_quick_on_cpu(monkeypatch):

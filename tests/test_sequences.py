@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from course_lib.data.sequences import (leave_one_out, next_item_batches, pad_left,
-                                       sample_negatives, split_sequence, user_sequences)
+                                       sample_negatives, split_sequence, user_events,
+                                       user_sequences)
 
 
 @pytest.fixture
@@ -79,10 +80,71 @@ def test_no_negatives_on_padding_positions():
     (lambda: leave_one_out({1: np.array([1, 2])}, n_items=5), "no user has"),
     (lambda: leave_one_out({1: np.array([1, 2, 3])}, n_items=5, min_length=2), "min_length"),
     (lambda: pad_left([[1]], max_len=0), "max_len"),
-    (lambda: sample_negatives(torch.tensor([[1, 2]]), n_items=2, shape=(3,)), "seen every item"),
+    (lambda: sample_negatives(torch.tensor([[1, 0], [1, 2]]), n_items=2, shape=(3,)),
+     "history row 1 holds every one of the 2 items"),
+    (lambda: sample_negatives(torch.tensor([[1, 7]]), n_items=5, shape=(3,)),
+     "item id 7, outside"),
+    (lambda: sample_negatives(torch.tensor([[1.0, 2.0]]), n_items=5, shape=(3,)),
+     "long tensor"),
+    (lambda: next(next_item_batches({1: np.array([1, 2])}, 5, 4, 2, n_negatives=-1)),
+     "n_negatives must be an int >= 0"),
+    (lambda: next(next_item_batches({}, 5, 4, 2)), "train is empty"),
+    (lambda: leave_one_out({1: np.array([1, 2, 3])}, 5, actions={1: np.array([1, 1])}),
+     "actions of user 1 do not line up"),
+    (lambda: leave_one_out({1: np.array([1, 2, 3])}, 5, timestamps={1: np.array([5, 3, 9])}),
+     "timestamps of user 1 go backwards"),
     (lambda: user_sequences(pd.DataFrame({"user": [1], "item": [1]})), "timestamp"),
     (lambda: next(next_item_batches({1: np.array([1, 2])}, 5, 3, batch_size=0)), "batch_size"),
 ])
 def test_bad_input_says_what_to_fix(call, phrase):
-    with pytest.raises(ValueError, match=phrase):
+    with pytest.raises((ValueError, TypeError), match=phrase):
         call()
+
+
+# --- actions and timestamps travel with the items --------------------------------------------
+
+def _events_frame():
+    actions = pd.Categorical(["click", "exposure", "like", "click", "conversion", "click",
+                              "click", "like"], categories=["exposure", "click", "like",
+                                                            "conversion"], ordered=True)
+    return pd.DataFrame({"user": [1, 1, 1, 1, 1, 2, 2, 2], "item": [5, 6, 7, 8, 9, 1, 2, 3],
+                         "timestamp": [50, 10, 20, 30, 40, 1, 2, 3], "action": actions})
+
+
+def test_user_events_line_up_with_user_sequences_under_the_same_filter():
+    frame, keep = _events_frame(), ("click", "like", "conversion")
+    items = user_sequences(frame, actions=keep)
+    times = user_events(frame, "timestamp", actions=keep)
+    actions = user_events(frame, "action", actions=keep)
+    assert items[1].tolist() == [7, 8, 9, 5]             # by time; the exposure (6) is gone
+    assert times[1].tolist() == [20, 30, 40, 50]
+    assert actions[1].tolist() == [3, 2, 4, 2]           # category number + 1: 0 is padding
+
+
+def test_evaluation_sets_carry_the_history_events_and_the_target_event():
+    frame, keep = _events_frame(), ("click", "like", "conversion")
+    split = leave_one_out(user_sequences(frame, actions=keep), 9,
+                          actions=user_events(frame, "action", actions=keep),
+                          timestamps=user_events(frame, "timestamp", actions=keep))
+    test = split.evaluation("test")
+    row = int((test.users == 1).nonzero())
+    assert test.history[row].tolist() == [7, 8, 9]
+    assert test.timestamps[row].tolist() == [20, 30, 40]
+    assert test.target_timestamps[row].item() == 50 and test.target_actions[row].item() == 2
+    other = 1 - row                                      # user 2 has a shorter history
+    assert test.history[other].tolist() == [0, 1, 2]
+    assert test.timestamps[other].tolist() == [0, 1, 2]
+    assert set(test.batch(slice(0, 1))) == {"users", "history", "actions", "timestamps",
+                                            "target_actions", "target_timestamps"}
+    assert split.evaluation("valid").target_timestamps[row].item() == 40
+
+
+def test_batches_carry_events_aligned_with_inputs_and_targets():
+    frame, keep = _events_frame(), ("click", "like", "conversion")
+    split = leave_one_out(user_sequences(frame, actions=keep), 9,
+                          timestamps=user_events(frame, "timestamp", actions=keep))
+    batch = next(next_item_batches({1: split.train[1]}, 9, 3, 4, timestamps=split.timestamps))
+    assert batch["inputs"].tolist() == [[0, 0, 7]] and batch["targets"].tolist() == [[0, 7, 8]]
+    assert batch["timestamps"].tolist() == [[0, 0, 20]]
+    assert batch["target_timestamps"].tolist() == [[0, 20, 30]]
+    assert "actions" not in batch

@@ -19,10 +19,18 @@ import torch
 def user_sequences(interactions: pd.DataFrame, actions=None) -> dict[int, np.ndarray]:
     """Each user's items in time order (ties keep the frame's order).
 
-    `actions` keeps only those action types (e.g. ("click", "like", "conversion") drops
-    exposures); None keeps every row.
+    `actions` keeps only those action types (e.g. `world.CONSUMED` = ("click", "like",
+    "conversion") drops exposures); None keeps every row.
     """
-    missing = {"user", "item", "timestamp"} - set(interactions.columns)
+    return user_events(interactions, "item", actions)
+
+
+def user_events(interactions: pd.DataFrame, column: str, actions=None) -> dict[int, np.ndarray]:
+    """Each user's values of `column` in the same order as `user_sequences` gives the items,
+    so the two line up position by position: e.g. user_events(frame, "timestamp") and
+    user_events(frame, "action"). A categorical column (the world's actions) becomes its
+    category number + 1, so 0 stays free for padding, as for items."""
+    missing = {"user", "item", "timestamp", column} - set(interactions.columns)
     if missing:
         raise ValueError(f"interactions lack columns {sorted(missing)}; expected user, item, "
                          "timestamp (and action to filter by action)")
@@ -35,9 +43,12 @@ def user_sequences(interactions: pd.DataFrame, actions=None) -> dict[int, np.nda
     if frame.empty:
         return {}
     users = frame["user"].to_numpy()
-    items = frame["item"].to_numpy().astype(np.int64)
+    values = frame[column]
+    if isinstance(values.dtype, pd.CategoricalDtype):
+        values = values.cat.codes + 1
+    values = values.to_numpy().astype(np.int64)
     bounds = np.flatnonzero(np.diff(users)) + 1
-    return {int(u): s for u, s in zip(users[np.r_[0, bounds]], np.split(items, bounds))}
+    return {int(u): s for u, s in zip(users[np.r_[0, bounds]], np.split(values, bounds))}
 
 
 def split_sequence(sequence) -> tuple[np.ndarray, int, int]:
@@ -53,22 +64,45 @@ def split_sequence(sequence) -> tuple[np.ndarray, int, int]:
 @dataclass
 class EvalSet:
     """What full-ranking evaluation needs: the users, every item they saw before the target
-    (history, left-padded with 0, for the model's input and for masking), and the target."""
+    (history, left-padded with 0, for the model's input and for masking), and the target.
 
-    users: torch.Tensor      # (B,)
-    history: torch.Tensor    # (B, T)
-    targets: torch.Tensor    # (B,)
+    When the split carries actions and timestamps (HSTU and PinRec read them), `actions` and
+    `timestamps` (B, T) line up with `history` (0 under padding), and `target_actions`,
+    `target_timestamps` (B,) belong to the target event; otherwise they are None.
+    """
+
+    users: torch.Tensor                            # (B,)
+    history: torch.Tensor                          # (B, T)
+    targets: torch.Tensor                          # (B,)
+    actions: torch.Tensor | None = None            # (B, T)
+    timestamps: torch.Tensor | None = None         # (B, T)
+    target_actions: torch.Tensor | None = None     # (B,)
+    target_timestamps: torch.Tensor | None = None  # (B,)
+
+    def batch(self, rows: slice | torch.Tensor) -> dict[str, torch.Tensor]:
+        """The model input for some rows: users, history and, where present, actions and
+        timestamps (of the history and of the target event). Never the target itself."""
+        names = ("users", "history", "actions", "timestamps", "target_actions",
+                 "target_timestamps")
+        return {name: getattr(self, name)[rows] for name in names
+                if getattr(self, name) is not None}
 
 
 @dataclass
 class Split:
-    """A leave-one-out split: per user, train items, a validation item and a test item."""
+    """A leave-one-out split: per user, train items, a validation item and a test item.
+
+    `actions` and `timestamps` (optional) hold each user's events over the WHOLE sequence
+    (train, then valid, then test), position by position, as `user_events` gives them.
+    """
 
     train: dict[int, np.ndarray]
     valid: dict[int, int]
     test: dict[int, int]
     n_items: int
     n_dropped: int = 0       # users with fewer than min_length items, left out
+    actions: dict[int, np.ndarray] | None = None
+    timestamps: dict[int, np.ndarray] | None = None
 
     @property
     def users(self) -> np.ndarray:
@@ -87,13 +121,25 @@ class Split:
             histories = [np.append(self.train[u], self.valid[u]) for u in users]
             targets = [self.test[u] for u in users]
         longest = max(len(h) for h in histories)
-        return EvalSet(torch.as_tensor(users), pad_left(histories, longest),
-                       torch.as_tensor(targets, dtype=torch.long))
+        out = EvalSet(torch.as_tensor(users), pad_left(histories, longest),
+                      torch.as_tensor(targets, dtype=torch.long))
+        for name in ("actions", "timestamps"):
+            events = getattr(self, name)
+            if events is None:
+                continue
+            upto = [len(h) for h in histories]                  # the target's position
+            setattr(out, name, pad_left([events[u][:n] for u, n in zip(users, upto)], longest))
+            setattr(out, "target_" + name,
+                    torch.as_tensor([int(events[u][n]) for u, n in zip(users, upto)]))
+        return out
 
 
-def leave_one_out(sequences: dict[int, np.ndarray], n_items: int, min_length: int = 3) -> Split:
+def leave_one_out(sequences: dict[int, np.ndarray], n_items: int, min_length: int = 3,
+                  actions: dict[int, np.ndarray] | None = None,
+                  timestamps: dict[int, np.ndarray] | None = None) -> Split:
     """Split every user's sequence with `split_sequence`; users shorter than `min_length`
-    (at least 3) are left out and counted in `n_dropped`."""
+    (at least 3) are left out and counted in `n_dropped`. `actions` and `timestamps`
+    (from `user_events` with the same filter) travel with the split."""
     if min_length < 3:
         raise ValueError(f"min_length must be >= 3 (train, valid and test need an item "
                          f"each), got {min_length}")
@@ -106,7 +152,22 @@ def leave_one_out(sequences: dict[int, np.ndarray], n_items: int, min_length: in
         train[user], valid[user], test[user] = split_sequence(seq)
     if not train:
         raise ValueError(f"no user has >= {min_length} items; nothing to split")
-    return Split(train, valid, test, n_items, dropped)
+    events = {}
+    for name, values in (("actions", actions), ("timestamps", timestamps)):
+        if values is None:
+            continue
+        for user in train:
+            if user not in values or len(values[user]) != len(sequences[user]):
+                raise ValueError(f"{name} of user {user} do not line up with the user's "
+                                 f"items; build both with the same filter, e.g. "
+                                 f"user_events(frame, column, actions=...)")
+        events[name] = {user: np.asarray(values[user]) for user in train}
+    if "timestamps" in events:
+        for user, times in events["timestamps"].items():
+            if len(times) > 1 and (np.diff(times) < 0).any():
+                raise ValueError(f"timestamps of user {user} go backwards; sort the events "
+                                 "by time (user_events does)")
+    return Split(train, valid, test, n_items, dropped, **events)
 
 
 def check_item_ids(sequences, n_items: int) -> None:
@@ -134,6 +195,21 @@ def pad_left(sequences, max_len: int) -> torch.Tensor:
     return out
 
 
+def history_of(batch: dict[str, torch.Tensor] | torch.Tensor) -> torch.Tensor:
+    """The history (B, T) in a model's input: batch["history"] of an evaluation batch
+    (`EvalSet.batch`), or the batch itself when it is a plain history tensor, so that
+    `model.scores(history)` reads as naturally as `model.scores(batch)`."""
+    if isinstance(batch, dict):
+        if "history" not in batch:
+            raise ValueError(f"the batch has no 'history' (it has {sorted(batch)}); build it "
+                             "with EvalSet.batch(rows)")
+        return batch["history"]
+    if not torch.is_tensor(batch):
+        raise TypeError(f"expected a batch dict or a (B, T) history tensor, got "
+                        f"{type(batch).__name__}")
+    return batch
+
+
 def sample_negatives(history: torch.Tensor, n_items: int, shape: tuple[int, ...],
                      generator: torch.Generator | None = None) -> torch.Tensor:
     """Uniform negatives in 1..I that are not in the user's history.
@@ -142,12 +218,24 @@ def sample_negatives(history: torch.Tensor, n_items: int, shape: tuple[int, ...]
     batched: draw all, redraw only the rejected ones. Fine while histories are a small
     part of the catalogue.
     """
+    if not torch.is_tensor(history) or history.dim() != 2 or history.dtype != torch.long:
+        raise TypeError(f"history must be a (B, T) long tensor of item ids, got "
+                        f"{getattr(history, 'dtype', type(history).__name__)} "
+                        f"{tuple(getattr(history, 'shape', ()))}; use pad_left(...)")
+    if history.numel() and (int(history.min()) < 0 or int(history.max()) > n_items):
+        bad = int(history.min()) if int(history.min()) < 0 else int(history.max())
+        raise ValueError(f"history holds item id {bad}, outside [1, {n_items}] (0 is "
+                         "padding); is n_items this dataset's number of items?")
     batch = history.shape[0]
     seen = torch.zeros(batch, n_items + 1, dtype=torch.bool, device=history.device)
     seen.scatter_(1, history, True)
     seen[:, 0] = True
-    if bool(seen.all(dim=1).any()):
-        raise ValueError("a user has seen every item, so no negative exists for them")
+    full = seen.all(dim=1)
+    if bool(full.any()):
+        row = int(full.nonzero()[0])
+        raise ValueError(f"history row {row} holds every one of the {n_items} items, so no "
+                         "negative exists for that user; drop such users or sample "
+                         "negatives with replacement from the whole catalogue")
     draw = lambda size: torch.randint(1, n_items + 1, size, generator=generator,  # noqa: E731
                                       device=history.device)
     neg = draw((batch, *shape))
@@ -162,14 +250,26 @@ def sample_negatives(history: torch.Tensor, n_items: int, shape: tuple[int, ...]
 
 def next_item_batches(train: dict[int, np.ndarray], n_items: int, max_len: int,
                       batch_size: int, n_negatives: int = 1, seed: int = 0,
+                      actions: dict[int, np.ndarray] | None = None,
+                      timestamps: dict[int, np.ndarray] | None = None,
                       ) -> Iterator[dict[str, torch.Tensor]]:
     """Shuffled batches for next-item prediction; the seed makes an epoch repeatable.
 
     Each batch: users (B,), inputs (B, T) = items 1..n-1, targets (B, T) = items 2..n
-    (0 where there is no target), negatives (B, T, N) drawn outside the user's history.
+    (0 where there is no target), negatives (B, T, N) drawn outside the user's history
+    (N = 0 gives an empty last axis, for losses that need none). With a split's `actions` /
+    `timestamps` (whole sequences, `Split.actions`), the batch also carries `actions`,
+    `timestamps` (B, T) aligned with the inputs and `target_actions`, `target_timestamps`
+    (B, T) aligned with the targets.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    if isinstance(n_negatives, bool) or not isinstance(n_negatives, int) or n_negatives < 0:
+        raise ValueError(f"n_negatives must be an int >= 0 (negatives per position), got "
+                         f"{n_negatives!r}")
+    if not train:
+        raise ValueError("train is empty: no user to make batches from; check the split "
+                         "(leave_one_out drops users with fewer than 3 items)")
     generator = torch.Generator().manual_seed(seed)
     users = np.fromiter(train.keys(), dtype=np.int64)
     users = users[torch.randperm(len(users), generator=generator).numpy()]
@@ -181,5 +281,11 @@ def next_item_batches(train: dict[int, np.ndarray], n_items: int, max_len: int,
         full_history = pad_left(seqs, max(len(s) for s in seqs))
         negatives = sample_negatives(full_history, n_items, (max_len, n_negatives), generator)
         negatives = negatives * (targets > 0).unsqueeze(-1)      # no negatives on padding
-        yield {"users": torch.as_tensor(chunk), "inputs": inputs, "targets": targets,
-               "negatives": negatives}
+        batch = {"users": torch.as_tensor(chunk), "inputs": inputs, "targets": targets,
+                 "negatives": negatives}
+        for name, events in (("actions", actions), ("timestamps", timestamps)):
+            if events is not None:
+                aligned = pad_left([events[u][:len(s)] for u, s in zip(chunk, seqs)],
+                                   max_len + 1)                  # (B, T + 1)
+                batch[name], batch["target_" + name] = aligned[:, :-1], aligned[:, 1:]
+        yield batch

@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 
 ACTIONS = ("exposure", "click", "like", "conversion")
+CONSUMED = ACTIONS[1:]      # the actions that count as consuming an item; an exposure does not
 
 
 @dataclass(frozen=True)

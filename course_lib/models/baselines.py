@@ -1,16 +1,20 @@
 """The two baselines every model in the course must beat: popularity and item-kNN.
 
 Both are fit on the training sequences of a `Split` and give a (B, I + 1) score matrix for
-a batch of histories (B, T), like every model in `course_lib.models`.
+a batch (an `EvalSet.batch` dict, or a history tensor (B, T)), like every model in
+`course_lib.models`.
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
+from course_lib.data.sequences import check_item_ids, history_of
+
 
 def _interaction_matrix(train: dict[int, np.ndarray], n_items: int) -> torch.Tensor:
     """Binary user x item matrix (U, I + 1) of the training sequences (column 0 unused)."""
+    check_item_ids(train.values(), n_items)
     x = torch.zeros(len(train), n_items + 1)
     for row, seq in enumerate(train.values()):
         x[row, torch.as_tensor(seq, dtype=torch.long)] = 1.0
@@ -21,11 +25,16 @@ class Popularity:
     """Score every item by how many training interactions it has; the same list for all."""
 
     def __init__(self, train: dict[int, np.ndarray], n_items: int):
+        if not train:
+            raise ValueError("train is empty: popularity needs at least one training sequence")
+        check_item_ids(train.values(), n_items)
         items = np.concatenate(list(train.values()))
         self.counts = torch.as_tensor(np.bincount(items, minlength=n_items + 1),
                                       dtype=torch.float32)  # (I + 1,)
 
-    def scores(self, history: torch.Tensor) -> torch.Tensor:
+    def scores(self, batch: dict | torch.Tensor) -> torch.Tensor:
+        """(B, I + 1) item counts for every user of the batch (or history tensor)."""
+        history = history_of(batch)
         return self.counts.expand(history.shape[0], -1).clone()   # (B, I + 1)
 
 
@@ -52,9 +61,11 @@ class ItemKNN:
             sim[:, 0] = 0.0
             self.similarity[rows], self.neighbours[rows] = sim.topk(k, dim=1)
 
-    def scores(self, history: torch.Tensor) -> torch.Tensor:
-        batch = history.shape[0]
+    def scores(self, batch: dict | torch.Tensor) -> torch.Tensor:
+        """(B, I + 1): the summed similarities of every item to the batch's histories."""
+        history = history_of(batch)
+        rows = history.shape[0]
         weight = self.similarity[history] * (history > 0).unsqueeze(-1)   # (B, T, k)
-        out = torch.zeros(batch, self.neighbours.shape[0])
-        out.scatter_add_(1, self.neighbours[history].reshape(batch, -1), weight.reshape(batch, -1))
+        out = torch.zeros(rows, self.neighbours.shape[0])
+        out.scatter_add_(1, self.neighbours[history].reshape(rows, -1), weight.reshape(rows, -1))
         return out                                                         # (B, I + 1)

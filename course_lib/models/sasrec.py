@@ -23,6 +23,7 @@ Three training losses (`SASRecConfig.loss_type`):
                       negatives outside the history (one per position in the paper)
     "softmax"         full cross-entropy over all I items (every item a negative)
     "sampled_softmax" cross-entropy over the target and the batch's N sampled negatives
+                      (`course_lib.losses.sampled_softmax_loss`)
 
 Dimensions: B batch, T positions (= max_len), D width (d_model), H heads, I items,
 N negatives per position.
@@ -35,6 +36,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from course_lib import losses
+from course_lib.data.sequences import history_of
 
 LOSSES = ("bce", "softmax", "sampled_softmax")
 
@@ -93,11 +97,11 @@ def attention_mask(inputs: Tensor) -> Tensor:
 class CausalSelfAttention(nn.Module):
     """Multi-head softmax attention through `F.scaled_dot_product_attention`."""
 
-    def __init__(self, cfg: SASRecConfig):
+    def __init__(self, config: SASRecConfig):
         super().__init__()
-        self.n_heads, self.dropout = cfg.n_heads, cfg.dropout
-        self.qkv = nn.Linear(cfg.d_model, 3 * cfg.d_model)
-        self.out = nn.Linear(cfg.d_model, cfg.d_model)
+        self.n_heads, self.dropout = config.n_heads, config.dropout
+        self.qkv = nn.Linear(config.d_model, 3 * config.d_model)
+        self.out = nn.Linear(config.d_model, config.d_model)
 
     def _heads(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         batch, length, width = x.shape
@@ -120,15 +124,15 @@ class CausalSelfAttention(nn.Module):
 class Block(nn.Module):
     """x <- x + Dropout(Attention(LN(x))); x <- x + Dropout(FFN(LN(x))) (pre-LN)."""
 
-    def __init__(self, cfg: SASRecConfig):
+    def __init__(self, config: SASRecConfig):
         super().__init__()
-        self.ln_attn = nn.LayerNorm(cfg.d_model)
-        self.attn = CausalSelfAttention(cfg)
-        self.ln_ffn = nn.LayerNorm(cfg.d_model)
+        self.ln_attn = nn.LayerNorm(config.d_model)
+        self.attn = CausalSelfAttention(config)
+        self.ln_ffn = nn.LayerNorm(config.d_model)
         self.ffn = nn.Sequential(                        # F = ReLU(S W1 + b1) W2 + b2
-            nn.Linear(cfg.d_model, cfg.d_model), nn.ReLU(), nn.Dropout(cfg.dropout),
-            nn.Linear(cfg.d_model, cfg.d_model))
-        self.drop = nn.Dropout(cfg.dropout)
+            nn.Linear(config.d_model, config.d_model), nn.ReLU(), nn.Dropout(config.dropout),
+            nn.Linear(config.d_model, config.d_model))
+        self.drop = nn.Dropout(config.dropout)
 
     def forward(self, x: Tensor, mask: Tensor) -> Tensor:
         x = x + self.drop(self.attn(self.ln_attn(x), mask))      # x + Dropout(Attention(LN(x)))
@@ -163,17 +167,6 @@ def softmax_loss(hidden: Tensor, item_embedding: Tensor, targets: Tensor) -> Ten
     return F.cross_entropy(logits, targets[valid])
 
 
-def sampled_softmax_loss(hidden: Tensor, item_embedding: Tensor, targets: Tensor,
-                         negatives: Tensor) -> Tensor:
-    """Cross-entropy over the target and its N uniform negatives (Jean et al. 2015). With a
-    uniform proposal the log-q correction is a constant and drops out."""
-    valid = targets > 0
-    candidates = torch.cat([targets.unsqueeze(-1), negatives], dim=-1)[valid]  # (M, 1 + N)
-    logits = (hidden[valid].unsqueeze(1) * item_embedding[candidates]).sum(-1)  # (M, 1 + N)
-    return F.cross_entropy(logits, torch.zeros(len(logits), dtype=torch.long,
-                                               device=logits.device))
-
-
 def next_item_scores(hidden: Tensor, item_embedding: Tensor) -> Tensor:
     """r_i = F_T . M_i at the last position: (B, I + 1), column 0 (padding) = -inf."""
     scores = hidden[:, -1] @ item_embedding.T                        # (B, I + 1) r_i = F_T . M_i
@@ -187,15 +180,15 @@ class SASRec(nn.Module):
     """SASRec over item ids 1..I; `loss(batch)` trains it with `course_lib.train.fit`,
     `scores(history)` ranks all items for evaluation."""
 
-    def __init__(self, cfg: SASRecConfig):
+    def __init__(self, config: SASRecConfig):
         super().__init__()
-        self.cfg = cfg
-        self.item_embedding = nn.Embedding(cfg.n_items + 1, cfg.d_model, padding_idx=0)  # M
-        self.position_embedding = nn.Embedding(cfg.max_len, cfg.d_model)                 # P
-        self.drop = nn.Dropout(cfg.dropout)
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_blocks))
-        self.ln_final = nn.LayerNorm(cfg.d_model)
-        nn.init.normal_(self.item_embedding.weight, std=cfg.d_model ** -0.5)
+        self.config = config
+        self.item_embedding = nn.Embedding(config.n_items + 1, config.d_model, padding_idx=0)  # M
+        self.position_embedding = nn.Embedding(config.max_len, config.d_model)                 # P
+        self.drop = nn.Dropout(config.dropout)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.n_blocks))
+        self.ln_final = nn.LayerNorm(config.d_model)
+        nn.init.normal_(self.item_embedding.weight, std=config.d_model ** -0.5)
         with torch.no_grad():
             self.item_embedding.weight[0].zero_()
 
@@ -213,9 +206,9 @@ class SASRec(nn.Module):
     def _embed(self, inputs: Tensor) -> Tensor:
         """E (B, T, D); the newest item gets the last position vector, whatever T is."""
         length = inputs.shape[1]
-        positions = torch.arange(self.cfg.max_len - length, self.cfg.max_len,
+        positions = torch.arange(self.config.max_len - length, self.config.max_len,
                                  device=inputs.device)                   # (T,)
-        x = self.item_embedding(inputs) * math.sqrt(self.cfg.d_model)   # (B, T, D) M[s_t] sqrt(d)
+        x = self.item_embedding(inputs) * math.sqrt(self.config.d_model)   # (B, T, D) M[s_t] sqrt(d)
         return x + self.position_embedding(positions)                   # E_t = M[s_t] sqrt(d) + P_t
 
     def loss(self, batch: dict[str, Tensor]) -> Tensor:
@@ -230,7 +223,7 @@ class SASRec(nn.Module):
             raise ValueError(f"targets {tuple(targets.shape)} must have the shape of inputs "
                              f"{tuple(inputs.shape)}")
         self._check_ids(targets, "targets")
-        newest = slice(-self.cfg.max_len, None)
+        newest = slice(-self.config.max_len, None)
         inputs, targets = inputs[:, newest], targets[:, newest]
         hidden = self(inputs)                                            # (B, T, D)
         targets = targets * (inputs > 0)                                 # (B, T)
@@ -238,25 +231,31 @@ class SASRec(nn.Module):
             raise ValueError("the batch has no position with both an input and a target: "
                              "users need at least 2 training items")
         embedding = self.item_embedding.weight                           # (I + 1, D)
-        if self.cfg.loss_type == "softmax":
+        if self.config.loss_type == "softmax":
             return softmax_loss(hidden, embedding, targets)
         negatives = batch.get("negatives")
         shape = tuple(batch["targets"].shape)
         if negatives is None or negatives.dim() != 3 or tuple(negatives.shape[:2]) != shape:
-            raise ValueError(f"loss_type={self.cfg.loss_type!r} needs batch['negatives'] of "
+            raise ValueError(f"loss_type={self.config.loss_type!r} needs batch['negatives'] of "
                              "shape (B, T, N); make batches with next_item_batches(..., "
                              "n_negatives=N)")
         negatives = negatives[:, newest]
         self._check_ids(negatives, "negatives")
-        if self.cfg.loss_type == "bce":
+        if self.config.loss_type == "bce":
             return bce_loss(hidden, embedding, targets, negatives)
-        return sampled_softmax_loss(hidden, embedding, targets, negatives)
+        # Cross-entropy over the target and its N uniform negatives (Jean et al. 2015); with
+        # a uniform proposal the log-q correction is a constant and drops out.
+        valid = targets > 0
+        pos = (hidden[valid] * embedding[targets[valid]]).sum(-1)                  # (M,)
+        neg = torch.einsum("md,mnd->mn", hidden[valid], embedding[negatives[valid]])  # (M, N)
+        return losses.sampled_softmax_loss(pos, neg)
 
     @torch.no_grad()
-    def scores(self, history: Tensor) -> Tensor:
-        """(B, I + 1) scores of every item as the next one after a left-padded `history`
-        (B, T); column 0 is -inf. Only the newest `max_len` items are read."""
-        history = self._check_inputs(history)
+    def scores(self, batch: dict[str, Tensor] | Tensor) -> Tensor:
+        """(B, I + 1) scores of every item as the next one after a left-padded history (B, T)
+        (batch["history"], or the batch itself as a tensor); column 0 is -inf. Only the
+        newest `max_len` items are read."""
+        history = self._check_inputs(history_of(batch))
         empty = ~(history > 0).any(dim=1)
         if bool(empty.any()):
             row = int(empty.nonzero()[0])
@@ -285,10 +284,10 @@ class SASRec(nn.Module):
         if not isinstance(ids, Tensor) or ids.dtype not in (torch.int32, torch.int64):
             raise TypeError(f"{name} must be a long tensor of item ids, got "
                             f"{getattr(ids, 'dtype', type(ids).__name__)}; call .long()")
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) > self.cfg.n_items):
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) > self.config.n_items):
             bad = int(ids.min()) if int(ids.min()) < 0 else int(ids.max())
             raise ValueError(f"{name} holds item id {bad}, but item ids must be in "
-                             f"[1, {self.cfg.n_items}] (0 is padding); was the model built "
+                             f"[1, {self.config.n_items}] (0 is padding); was the model built "
                              "with this dataset's n_items?")
 
     def _check_inputs(self, inputs: Tensor, name: str = "history") -> Tensor:
@@ -303,4 +302,4 @@ class SASRec(nn.Module):
             row = int(after_item.any(dim=1).nonzero()[0])
             raise ValueError(f"{name} row {row} has padding (0) after an item: sequences "
                              "must be padded on the LEFT (use sequences.pad_left)")
-        return inputs[:, -self.cfg.max_len:].long()
+        return inputs[:, -self.config.max_len:].long()
