@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from sklearn.metrics import normalized_mutual_info_score
 
 from course_lib.data.world import WorldConfig, make_world
-from course_lib.quantize.kmeans import (balanced_kmeans, balanced_sizes,
+from course_lib.quantize.kmeans import (balanced_kmeans, balanced_sizes, kmeans,
                                         hierarchical_kmeans_ids, rq_kmeans, svd_item_vectors)
 from course_lib.quantize.residual import residual_quantize
 
@@ -163,3 +163,61 @@ def test_sample_weights_with_balanced_clusters_are_rejected():
     with pytest.raises(ValueError, match="sample_weight=None"):
         rq_kmeans(blobs(), n_levels=1, codebook_size=4, balanced=True,
                   sample_weight=np.ones(120))
+
+
+# --- the one k-means -------------------------------------------------------------------------
+
+def inertia(x, centres, labels):
+    return float((x - centres[labels]).pow(2).sum())
+
+
+def test_kmeans_finds_well_separated_blobs_as_well_as_scikit_learn():
+    from sklearn.cluster import KMeans
+    gen = torch.Generator().manual_seed(5)
+    truth = torch.arange(300) % 5
+    x = 10 * torch.randn(5, 4, generator=gen)[truth] + torch.randn(300, 4, generator=gen)
+    ours = kmeans(x, 5, seed=0, n_init=3)
+    theirs = KMeans(n_clusters=5, n_init=3, random_state=0).fit(x.numpy())
+    assert inertia(x, *ours) <= 1.01 * theirs.inertia_
+    assert normalized_mutual_info_score(ours.labels.numpy(), truth.numpy()) == 1.0
+
+
+def test_kmeans_labels_are_the_nearest_centres_and_centres_the_means():
+    x = blobs(n=200, d=3, seed=6)
+    centres, labels = kmeans(x, 7, seed=1)
+    assert torch.equal(labels, torch.cdist(x, centres).argmin(dim=1))
+    for c in labels.unique():
+        assert torch.allclose(centres[c], x[labels == c].mean(dim=0), atol=1e-5)
+
+
+def test_sample_weight_pulls_a_centre_towards_heavy_rows():
+    x = torch.tensor([[0.0], [1.0], [10.0]])
+    light = kmeans(x, 2, seed=0).centres.sort(dim=0).values
+    heavy = kmeans(x, 2, seed=0, sample_weight=torch.tensor([1.0, 9.0, 1.0])).centres
+    assert torch.allclose(light, torch.tensor([[0.5], [10.0]]))
+    assert torch.allclose(heavy.sort(dim=0).values, torch.tensor([[0.9], [10.0]]))
+
+
+def test_kmeans_is_repeatable_with_a_seed_and_more_restarts_never_hurt():
+    x = blobs(n=150, d=5, seed=7)
+    assert torch.equal(kmeans(x, 9, seed=3).labels, kmeans(x, 9, seed=3).labels)
+    assert inertia(x, *kmeans(x, 9, seed=3, n_init=4)) <= inertia(x, *kmeans(x, 9, seed=3))
+
+
+@pytest.mark.parametrize("call, phrase", [
+    (lambda: kmeans(torch.ones(4, 2, dtype=torch.long), 2), "float tensor"),
+    (lambda: kmeans(torch.tensor([[float("nan"), 0.0]]), 1), "NaN"),
+    (lambda: kmeans(torch.ones(4, 2), 0), "k must be an int >= 1"),
+    (lambda: kmeans(torch.ones(4, 2), 2, init="forgy"), "init must be"),
+    (lambda: kmeans(torch.ones(4, 2), 2, sample_weight=torch.zeros(4)), "positive sum"),
+])
+def test_kmeans_bad_input_says_what_to_fix(call, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        call()
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_kmeans_runs_on_cuda():
+    x = blobs(n=100, d=3).cuda()
+    centres, labels = kmeans(x, 5, seed=0)
+    assert centres.device.type == "cuda" and labels.device.type == "cuda"

@@ -14,7 +14,7 @@ from course_lib import metrics
 from course_lib.quantize import stats
 from course_lib.quantize.semantic_ids import (NO_TOKEN, PrefixTrie, SemanticIds,
                                               assign_semantic_ids, collision_suffix,
-                                              variable_length_ids)
+                                              rank_within_groups, variable_length_ids)
 
 PROPERTY = settings(max_examples=40, deadline=None)
 t = torch.tensor
@@ -56,6 +56,27 @@ def test_suffix_runs_from_zero_to_group_size_minus_one(codes):
     _, group, sizes = torch.unique(codes, dim=0, return_inverse=True, return_counts=True)
     for g in range(len(sizes)):
         assert sorted(suffix[group == g].tolist()) == list(range(int(sizes[g])))
+
+
+@PROPERTY
+@given(st.lists(st.integers(0, 5), max_size=40))
+def test_rank_within_groups_counts_earlier_rows_of_the_same_group(labels):
+    seen = {}
+    expected = []
+    for label in labels:
+        expected.append(seen.get(label, 0))
+        seen[label] = seen.get(label, 0) + 1
+    assert rank_within_groups(t(labels, dtype=torch.long)).tolist() == expected
+
+
+def test_rank_within_groups_rejects_negative_labels():
+    with pytest.raises(ValueError, match="group labels must be >= 0, got -1"):
+        rank_within_groups(t([0, -1, 2]))
+
+
+def test_rank_within_groups_rejects_float_labels_with_the_fix():
+    with pytest.raises(TypeError, match=r"groups.long\(\)"):
+        rank_within_groups(t([0.0, 1.0]))
 
 
 # --- lookups both ways ---------------------------------------------------------------------
@@ -136,6 +157,22 @@ def test_batched_mask_agrees_with_one_prefix_at_a_time(codes):
         assert torch.nonzero(row).flatten().tolist() == trie.valid_next_tokens(prefix)
 
 
+@PROPERTY
+@given(small_codes(max_items=12, max_levels=3, max_code=2), st.data())
+def test_next_token_mask_marks_exactly_the_children_the_trie_contains(codes, data):
+    ids = assign_semantic_ids(codes)
+    sizes = (ids.max(dim=0).values + 1).tolist()
+    trie = PrefixTrie(ids, sizes)
+    d = data.draw(st.integers(0, ids.shape[1] - 1))
+    prefixes = t(data.draw(st.lists(st.lists(st.integers(-1, 3), min_size=d, max_size=d),
+                                    min_size=1, max_size=6)), dtype=torch.long)
+    prefixes = prefixes.reshape(len(prefixes), d)                          # (B, d), d may be 0
+    mask = trie.next_token_mask(prefixes)                                  # (B, V_d)
+    for row, prefix in zip(mask.tolist(), prefixes.tolist()):
+        children = t([prefix + [token] for token in range(sizes[d])], dtype=torch.long)
+        assert row == trie.contains(children).tolist()
+
+
 def test_trie_lists_its_ids_back():
     ids = t([[2, 0], [0, 1], [1, 1]])
     assert PrefixTrie(ids).ids().tolist() == sorted(ids.tolist())
@@ -149,6 +186,60 @@ def test_a_full_id_has_no_next_token():
 def test_trie_rejects_tokens_beyond_their_vocabulary():
     with pytest.raises(ValueError, match="vocabulary size"):
         PrefixTrie(t([[0, 5]]), [2, 2])
+
+
+# --- devices -------------------------------------------------------------------------------
+# The "meta" device holds shapes but no data, and refuses to mix with CPU tensors: a trie
+# moved there shows, without a GPU, that a method creates no CPU-only tensor on the way.
+
+def test_to_gives_a_moved_copy_and_leaves_the_original_in_place():
+    ids = SemanticIds.from_codes(t([[0, 1], [1, 0], [0, 1]]))
+    moved = ids.to("meta")
+    assert moved.device.type == "meta" and moved.trie.device.type == "meta"
+    assert ids.device.type == "cpu" and ids.trie.device.type == "cpu"
+    assert ids.item_of(t([[1, 0, 0]])).tolist() == [2]
+
+
+def test_lookups_run_on_the_device_of_the_trie():
+    ids = SemanticIds.from_codes(t([[0, 1], [1, 0], [0, 1]])).to("meta")
+    assert ids.trie.contains([[0, 1, 0], [1, 1, 0]]).device.type == "meta"
+    assert ids.trie.contains([[0], [1]]).device.type == "meta"
+    assert ids.item_of([[0, 1, 1]]).device.type == "meta"
+
+
+@pytest.mark.parametrize("call", [
+    lambda ids, x: ids.trie.contains(x),
+    lambda ids, x: ids.trie.next_token_mask(x[:, :1]),
+    lambda ids, x: ids.trie.valid_next_tokens(x[0, :1]),
+    lambda ids, x: ids.item_of(x),
+    lambda ids, x: ids.id_of(x[:, 0]),
+])
+def test_inputs_on_another_device_are_refused_with_the_fix(call):
+    ids = SemanticIds.from_codes(t([[0, 1], [1, 0]])).to("meta")
+    with pytest.raises(ValueError, match=r"are on cpu but the (trie|semantic_ids) is on meta; "
+                                         r"move one of them: .*\.to\('meta'\)"):
+        call(ids, t([[0, 1, 0]]))
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_every_lookup_on_cuda_equals_cpu():
+    codes = torch.randint(0, 3, (50, 2), generator=torch.Generator().manual_seed(0))
+    cpu = SemanticIds.from_codes(codes, codebook_sizes=[3, 3])
+    built_there = SemanticIds.from_codes(codes.cuda(), codebook_sizes=[3, 3])
+    for gpu in (cpu.to("cuda"), built_there):
+        probe = torch.cat([cpu.table[:10], t([[2, 2, 9], [0, 0, 0]])])
+        assert torch.equal(gpu.item_of(probe.cuda()).cpu(), cpu.item_of(probe))
+        assert torch.equal(gpu.id_of(t([1, 7]).cuda()).cpu(), cpu.id_of(t([1, 7])))
+        for d in range(3):
+            assert torch.equal(gpu.trie.contains(probe[:, :d].cuda()).cpu(),
+                               cpu.trie.contains(probe[:, :d]))
+            assert torch.equal(gpu.trie.next_token_mask(probe[:, :d].cuda()).cpu(),
+                               cpu.trie.next_token_mask(probe[:, :d]))
+        assert gpu.trie.valid_next_tokens([0]) == cpu.trie.valid_next_tokens([0])
+        assert torch.equal(gpu.trie.ids().cpu(), cpu.trie.ids())
+        assert cpu.table[3].tolist() in gpu.trie
+    assert torch.equal(collision_suffix(codes.cuda()).cpu(), collision_suffix(codes))
+    assert rank_within_groups(t([2, 0, 2]).cuda()).tolist() == [0, 0, 1]
 
 
 # --- variable-length IDs -------------------------------------------------------------------

@@ -19,16 +19,18 @@ Names: N items, D vector width, L levels, K codes per level.
 """
 from __future__ import annotations
 
-import warnings
+import math
 from typing import NamedTuple
 
 import numpy as np
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.cluster import KMeans
 from sklearn.decomposition import TruncatedSVD
 from torch import Tensor
+
+from course_lib.quantize.semantic_ids import rank_within_groups
+from course_lib.quantize.vq import nearest_codes
 
 
 class RQKMeansResult(NamedTuple):
@@ -57,23 +59,111 @@ def check_vectors(x, n_levels: int, codebook_size: int) -> Tensor:
     return x
 
 
-def weighted_kmeans(x: Tensor, k: int, seed: int = 0, sample_weight=None,
-                    n_init: int = 3) -> tuple[Tensor, Tensor]:
-    """k-means with sample weights and k-means++ restarts (scikit-learn): (centres (K, D),
-    labels (N,)).
+class KMeansResult(NamedTuple):
+    centres: Tensor       # (K, D)
+    labels: Tensor        # (N,) the nearest centre of every row
 
-    Why not `course_lib.quantize.vq.kmeans` (torch Lloyd from random rows, used to
-    initialise a codebook on one batch)? RQ-KMeans *is* the codebook, fit once on all items,
-    so it wants the better k-means++ start with `n_init` restarts, and the hourglass study
-    needs `sample_weight` (N,): an item counts as if it appeared that many times (e.g. its
-    popularity), which moves centres towards heavy items.
+
+def kmeans(x: Tensor, k: int, *, iters: int = 300, n_init: int = 1, init: str = "k-means++",
+           sample_weight: Tensor | None = None, seed: int | None = None,
+           tol: float = 1e-4) -> KMeansResult:
+    """k-means (Lloyd 1982): the course's one k-means, on the device of x.
+
+    Every iteration assigns each row to its nearest centre (`nearest_codes`) and moves each
+    centre to the (weighted) mean of its rows; an empty cluster keeps its centre. Stops when
+    no label changes, when the centres move less than `tol` x the data's mean variance, or
+    after `iters` iterations. Of `n_init` runs the one with the lowest weighted inertia
+    sum_n w_n ||x_n - e_{c_n}||^2 is kept.
+
+    init="k-means++" (Arthur & Vassilvitskii 2007, greedy as in scikit-learn): each new centre
+    is drawn with probability proportional to w_n D(x_n)^2, the best of 2 + ln k draws.
+    init="random": k distinct rows (with replacement if N < k), the cheap start that
+    VQ-VAE codebooks use on their first batch. `sample_weight` (N,) counts a row as if it
+    appeared that many times (e.g. an item's popularity), which pulls centres towards heavy
+    rows. `seed` None draws from torch's global generator (`seed_everything`).
+    Names: N rows, D width, K centres.
     """
-    with warnings.catch_warnings():   # tiny residuals can have fewer distinct points than K
-        warnings.simplefilter("ignore")
-        fit = KMeans(n_clusters=k, n_init=n_init, random_state=seed).fit(
-            x.numpy(), sample_weight=None if sample_weight is None else np.asarray(sample_weight))
-    return (torch.as_tensor(fit.cluster_centers_, dtype=torch.float32),
-            torch.as_tensor(fit.labels_, dtype=torch.long))
+    x = _check_kmeans_input(x, k, n_init, init, iters)
+    weight = (torch.ones(len(x), device=x.device) if sample_weight is None
+              else torch.as_tensor(sample_weight, dtype=x.dtype, device=x.device))
+    if weight.shape != (len(x),) or not torch.isfinite(weight).all() or (weight < 0).any() \
+            or weight.sum() <= 0:
+        raise ValueError(f"sample_weight must be ({len(x)},) finite weights >= 0 with a "
+                         f"positive sum, got shape {tuple(weight.shape)}")
+    generator = None
+    if seed is not None:
+        generator = torch.Generator(device=x.device).manual_seed(seed)
+    threshold = tol * x.var(dim=0).mean() if len(x) > 1 else torch.zeros((), device=x.device)
+    best, best_inertia = None, float("inf")
+    for _ in range(n_init):
+        centres = (_kmeans_plus_plus(x, k, weight, generator) if init == "k-means++"
+                   else _random_rows(x, k, generator))
+        centres, labels = _lloyd(x, centres, weight, iters, threshold)
+        inertia = float((weight * (x - centres[labels]).pow(2).sum(dim=1)).sum())
+        if inertia < best_inertia:
+            best, best_inertia = KMeansResult(centres, labels), inertia
+    return best
+
+
+def _check_kmeans_input(x, k: int, n_init: int, init: str, iters: int) -> Tensor:
+    if not torch.is_tensor(x) or not x.is_floating_point() or x.dim() != 2 or len(x) == 0:
+        raise ValueError(f"k-means takes a non-empty float tensor (N, D), got "
+                         f"{getattr(x, 'dtype', type(x).__name__)} "
+                         f"{tuple(getattr(x, 'shape', ()))}")
+    if not torch.isfinite(x).all():
+        raise ValueError("k-means input contains NaN or inf; fix those rows first")
+    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+        raise ValueError(f"k must be an int >= 1, got {k!r}")
+    if n_init < 1 or iters < 1:
+        raise ValueError(f"n_init and iters must be >= 1, got {n_init} and {iters}")
+    if init not in ("k-means++", "random"):
+        raise ValueError(f"init must be 'k-means++' or 'random', got {init!r}")
+    return x
+
+
+def _random_rows(x: Tensor, k: int, generator) -> Tensor:
+    if len(x) >= k:
+        return x[torch.randperm(len(x), generator=generator, device=x.device)[:k]].clone()
+    return x[torch.randint(len(x), (k,), generator=generator, device=x.device)].clone()
+
+
+def _kmeans_plus_plus(x: Tensor, k: int, weight: Tensor, generator) -> Tensor:
+    """Greedy k-means++: (K, D) starting centres, drawn one by one (see `kmeans`)."""
+    trials = 2 + int(math.log(k))
+    first = torch.multinomial(weight, 1, generator=generator)
+    centres = [x[first[0]]]
+    closest = (x - x[first]).pow(2).sum(dim=1)                             # (N,) D(x)^2
+    for _ in range(1, k):
+        potential = weight * closest
+        if potential.sum() <= 0:                                           # fewer distinct rows
+            centres.append(x[torch.multinomial(weight, 1, generator=generator)[0]])
+            continue
+        candidates = torch.multinomial(potential, trials, replacement=True,
+                                       generator=generator)                # (C,)
+        distance = torch.cdist(x[candidates], x).pow(2)                    # (C, N)
+        new_closest = torch.minimum(closest[None], distance)               # (C, N)
+        pick = int((weight * new_closest).sum(dim=1).argmin())
+        centres.append(x[candidates[pick]])
+        closest = new_closest[pick]
+    return torch.stack(centres)
+
+
+def _lloyd(x: Tensor, centres: Tensor, weight: Tensor, iters: int,
+           threshold: Tensor) -> tuple[Tensor, Tensor]:
+    labels = nearest_codes(x, centres)                                     # (N,)
+    for _ in range(iters):
+        mass = torch.zeros(len(centres), dtype=x.dtype, device=x.device).index_add_(
+            0, labels, weight)                                             # (K,)
+        sums = torch.zeros_like(centres).index_add_(0, labels, x * weight[:, None])  # (K, D)
+        moved = torch.where(mass[:, None] > 0, sums / mass.clamp_min(1e-12)[:, None], centres)
+        shift = (moved - centres).pow(2).sum()
+        centres = moved
+        new = nearest_codes(x, centres)
+        if torch.equal(new, labels) or shift <= threshold:
+            labels = new
+            break
+        labels = new
+    return centres, labels
 
 
 def balanced_sizes(n: int, k: int) -> Tensor:
@@ -96,16 +186,6 @@ def _fill_in_turn(x: Tensor, centres: Tensor, sizes: Tensor) -> Tensor:
     return labels
 
 
-def _rank_within_groups(groups: Tensor, n_groups: int) -> Tensor:
-    """0 for the first row of each group, 1 for the second, ... (rows in their order)."""
-    order = torch.argsort(groups, stable=True)
-    sizes = torch.bincount(groups, minlength=n_groups)
-    starts = torch.cumsum(sizes, 0) - sizes
-    rank = torch.empty_like(groups)
-    rank[order] = torch.arange(len(groups)) - starts[groups[order]]
-    return rank
-
-
 def _fill_nearest_first(x: Tensor, centres: Tensor, sizes: Tensor) -> Tensor:
     """All clusters fill at once, nearest pairs first: in rounds, every unassigned item asks
     its nearest cluster that still has room, and each cluster keeps the nearest askers it
@@ -118,7 +198,7 @@ def _fill_nearest_first(x: Tensor, centres: Tensor, sizes: Tensor) -> Tensor:
         best, choice = dist[free].masked_fill(room == 0, float("inf")).min(dim=1)
         order = torch.argsort(best)                                        # nearest first
         choice = choice[order]
-        rank = _rank_within_groups(choice, len(room))                      # place in its queue
+        rank = rank_within_groups(choice)                      # place in its queue
         accept = rank < room[choice]
         labels[free[order[accept]]] = choice[accept]
         room = room - torch.bincount(choice[accept], minlength=len(room))
@@ -180,8 +260,8 @@ def rq_kmeans(x, n_levels: int = 3, codebook_size: int = 256, *, balanced: bool 
             centres, labels = balanced_kmeans(residual, codebook_size, seed=seed + level,
                                              fill=fill)
         else:
-            centres, labels = weighted_kmeans(residual, codebook_size, seed=seed + level,
-                                              sample_weight=sample_weight, n_init=n_init)
+            centres, labels = kmeans(residual, codebook_size, seed=seed + level,
+                                     sample_weight=sample_weight, n_init=n_init)
         residual = residual - centres[labels]                              # r_{l+1}
         codes.append(labels)
         codebooks.append(centres)

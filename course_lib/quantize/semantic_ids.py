@@ -9,57 +9,71 @@ M = L + 1 tokens per item.
 A generative recommender decodes an ID token by token; most token sequences name no item.
 `PrefixTrie` stores every prefix of every valid ID, so a constrained beam search can ask
 which next tokens keep a prefix valid (`valid_next_tokens`, or `next_token_mask` for a whole
-batch of beams at once).
+batch of beams at once). Both `PrefixTrie` and `SemanticIds` live on one device
+(`.to(device)` gives a moved copy); tensors passed to them must be on that device.
 
 Names: N items, L code levels, M = L + 1 tokens per semantic ID, B a batch of IDs or
 prefixes, V_d the vocabulary size at position d. Item ids run 1..I; 0 means "no item".
 """
 from __future__ import annotations
 
+import copy
 from typing import Sequence
 
 import torch
 from torch import Tensor
 
+from course_lib.metrics import check_codes
+
 NO_TOKEN = -1   # marks a token removed from a variable-length ID (see `variable_length_ids`)
 
 
-def _check_codes(codes, name: str = "codes", allow_missing: bool = False) -> Tensor:
-    codes = torch.as_tensor(codes)
-    if codes.dtype.is_floating_point or codes.dtype == torch.bool:
-        raise TypeError(f"{name} must be an integer tensor, got {codes.dtype}; "
-                        "use codes.long()")
-    if codes.dim() != 2 or codes.shape[0] == 0 or codes.shape[1] == 0:
-        raise ValueError(f"{name} must be 2-D (items, levels) and non-empty, got shape "
-                         f"{tuple(codes.shape)}; use codes[:, None] for a single level")
-    low = NO_TOKEN if allow_missing else 0
-    if (codes < low).any():
-        raise ValueError(f"{name} must be >= {low}, got {int(codes.min())}"
-                         + ("" if allow_missing else "; variable-length IDs (with -1) "
-                            "cannot be stored here, keep fixed-length IDs"))
-    return codes.long()
+def _on_device(x, device: torch.device, name: str, owner: str = "trie") -> Tensor:
+    """`x` as a long tensor on `device`; lists go there, tensors elsewhere are refused."""
+    if isinstance(x, Tensor) and x.device != device:
+        raise ValueError(f"{name} are on {x.device} but the {owner} is on {device}; move one "
+                         f"of them: {name}.to({str(device)!r}) or {owner}.to({str(x.device)!r})")
+    return torch.as_tensor(x, dtype=torch.long, device=device)
+
+
+def rank_within_groups(groups: Tensor) -> Tensor:
+    """0 for the first row of each group, 1 for the second, ... (rows in their order): (N,).
+
+    `groups` (N,) holds non-negative integer labels. Vectorised: sort stably by group, and
+    subtract from each row's place in that order the place where its group starts.
+    """
+    groups = torch.as_tensor(groups)
+    if groups.dtype.is_floating_point or groups.dtype == torch.bool:
+        raise TypeError(f"groups must hold integer labels, got {groups.dtype}; use "
+                        "groups.long()")
+    if groups.dim() != 1:
+        raise ValueError(f"groups must be 1-D (N,), got shape {tuple(groups.shape)}; use "
+                         "groups.flatten()")
+    if len(groups) and int(groups.min()) < 0:
+        raise ValueError(f"group labels must be >= 0, got {int(groups.min())}")
+    groups = groups.long()
+    order = torch.argsort(groups, stable=True)                             # rows by group
+    sizes = torch.bincount(groups)
+    starts = torch.cumsum(sizes, 0) - sizes                                # first row of a group
+    rank = torch.empty_like(groups)
+    rank[order] = torch.arange(len(groups), device=groups.device) - starts[groups[order]]
+    return rank
 
 
 def collision_suffix(codes: Tensor) -> Tensor:
     """The extra token that makes IDs unique (TIGER, section 3.1): (N, L) -> (N,).
 
     Items sharing a code tuple are numbered 0, 1, 2, ... in item order; an item whose tuple
-    is unique gets 0. Vectorised: group equal rows, sort stably by group, and subtract the
-    position where each group starts.
+    is unique gets 0: the rank of each item within its group of equal rows.
     """
-    codes = _check_codes(codes, allow_missing=True)
+    codes = check_codes(codes, levels=True, allow_missing=True)
     _, group = torch.unique(codes, dim=0, return_inverse=True)            # (N,)
-    order = torch.argsort(group, stable=True)                              # items by group
-    sizes = torch.bincount(group)
-    starts = torch.cumsum(sizes, 0) - sizes                                # first row of a group
-    suffix = torch.empty_like(group)
-    suffix[order] = torch.arange(len(group)) - starts[group[order]]
-    return suffix
+    return rank_within_groups(group)
 
 
 def assign_semantic_ids(codes: Tensor) -> Tensor:
     """Codes (N, L) -> unique semantic IDs (N, L + 1): the codes plus the collision token."""
-    codes = _check_codes(codes, allow_missing=True)
+    codes = check_codes(codes, levels=True, allow_missing=True)
     return torch.cat([codes, collision_suffix(codes)[:, None]], dim=1)
 
 
@@ -71,7 +85,7 @@ def variable_length_ids(codes: Tensor, level: int = 1, top_k: int = 1) -> Tensor
     `NO_TOKEN` (-1); the remaining tokens keep their positions, so level statistics stay
     comparable (`course_lib.quantize.stats` skips -1).
     """
-    codes = _check_codes(codes).clone()
+    codes = check_codes(codes, levels=True).clone()
     if not 0 <= level < codes.shape[1]:
         raise ValueError(f"level must be in [0, {codes.shape[1] - 1}], got {level}")
     if top_k < 0:
@@ -100,14 +114,14 @@ class PrefixTrie:
     """
 
     def __init__(self, ids: Tensor, vocab_sizes: Sequence[int] | None = None):
-        ids = _check_codes(ids, "ids")
+        ids = check_codes(ids, levels=True, name="ids")
         if vocab_sizes is None:
             vocab_sizes = (ids.max(dim=0).values + 1).tolist()
         vocab_sizes = tuple(int(v) for v in vocab_sizes)
         if len(vocab_sizes) != ids.shape[1]:
             raise ValueError(f"need one vocabulary size per position: {ids.shape[1]} "
                              f"positions, got {len(vocab_sizes)} sizes")
-        too_big = ids >= torch.tensor(vocab_sizes)
+        too_big = ids >= torch.tensor(vocab_sizes, device=ids.device)
         if too_big.any():
             raise ValueError(f"ids have tokens >= their vocabulary size {vocab_sizes}")
         if torch.tensor(vocab_sizes, dtype=torch.float64).log2().sum() > 62:
@@ -120,18 +134,28 @@ class PrefixTrie:
         """Number of distinct full IDs."""
         return len(self._nodes[-1])
 
+    @property
+    def device(self) -> torch.device:
+        return self._nodes[0].device
+
+    def to(self, device) -> "PrefixTrie":
+        """A copy of the trie on `device` (e.g. "cuda"); this one stays where it is."""
+        moved = copy.copy(self)
+        moved._nodes = [nodes.to(device) for nodes in self._nodes]
+        return moved
+
     def _member(self, keys: Tensor, depth: int) -> Tensor:
         nodes = self._nodes[depth]
         pos = torch.searchsorted(nodes, keys).clamp_max(len(nodes) - 1)
         return nodes[pos] == keys
 
     def _prefix_keys(self, prefixes: Tensor) -> Tensor:
-        prefixes = torch.as_tensor(prefixes, dtype=torch.long)
         if prefixes.dim() != 2 or prefixes.shape[1] > self.depth:
             raise ValueError(f"prefixes must be (B, d) with d <= {self.depth}, got shape "
                              f"{tuple(prefixes.shape)}")
         sizes = self.vocab_sizes[:prefixes.shape[1]]
-        out_of_range = (prefixes < 0) | (prefixes >= torch.tensor(sizes, dtype=torch.long))
+        limits = torch.tensor(sizes, dtype=torch.long, device=prefixes.device)
+        out_of_range = (prefixes < 0) | (prefixes >= limits)
         keys = _keys(torch.where(out_of_range, 0, prefixes), sizes)[-1]
         return torch.where(out_of_range.any(dim=1), torch.full_like(keys, -1), keys)
 
@@ -140,29 +164,42 @@ class PrefixTrie:
 
         With d = M this asks whether each row is a valid ID.
         """
-        prefixes = torch.as_tensor(prefixes, dtype=torch.long)
+        prefixes = _on_device(prefixes, self.device, "prefixes")
         keys = self._prefix_keys(prefixes)
         return self._member(keys, prefixes.shape[1]) & (keys >= 0)
 
     def __contains__(self, semantic_id) -> bool:
-        semantic_id = torch.as_tensor(semantic_id, dtype=torch.long).flatten()
+        semantic_id = _on_device(semantic_id, self.device, "semantic_id").flatten()
         return len(semantic_id) == self.depth and bool(self.contains(semantic_id[None])[0])
 
     def next_token_mask(self, prefixes: Tensor) -> Tensor:
         """(B, d) prefixes, d < M -> (B, V_d) bool: which next tokens keep each one valid."""
-        prefixes = torch.as_tensor(prefixes, dtype=torch.long)
+        prefixes = _on_device(prefixes, self.device, "prefixes")
         d = prefixes.shape[1] if prefixes.dim() == 2 else -1
         if not 0 <= d < self.depth:
             raise ValueError(f"prefixes must be (B, d) with 0 <= d < {self.depth}, got shape "
                              f"{tuple(prefixes.shape)}; a full ID has no next token")
-        size = self.vocab_sizes[d]
-        keys = self._prefix_keys(prefixes)                                 # (B,)
-        children = keys[:, None] * size + torch.arange(size)               # (B, V_d)
-        return self._member(children, d + 1) & (keys >= 0)[:, None]
+        size, device = self.vocab_sizes[d], self.device
+        keys = self._prefix_keys(prefixes)                                 # (B,) -1: invalid
+        nodes = self._nodes[d + 1]                                         # sorted, depth d + 1
+        # The children of prefix key p are the nodes in [p * V_d, (p + 1) * V_d): find each
+        # prefix's range with two binary searches, then mark the tokens inside it. (Key -1
+        # gives [-V_d, 0), which holds no node.)
+        start = torch.searchsorted(nodes, keys * size)                     # (B,)
+        counts = torch.searchsorted(nodes, (keys + 1) * size) - start      # children per prefix
+        rows = torch.repeat_interleave(torch.arange(len(keys), device=device), counts)  # (C,)
+        offset = torch.arange(len(rows), device=device) - (torch.cumsum(counts, 0) - counts)[rows]
+        mask = torch.zeros(len(keys), size, dtype=torch.bool, device=device)
+        mask[rows, nodes[start[rows] + offset] % size] = True              # (B, V_d)
+        return mask
 
     def valid_next_tokens(self, prefix: Sequence[int]) -> list[int]:
         """The tokens that may follow `prefix` (sorted); [] if the prefix is not valid."""
-        prefix = torch.as_tensor(list(prefix), dtype=torch.long).reshape(1, -1)
+        if isinstance(prefix, Tensor):
+            prefix = _on_device(prefix, self.device, "prefix")
+        else:
+            prefix = torch.tensor(list(prefix), dtype=torch.long, device=self.device)
+        prefix = prefix.reshape(1, -1)
         return torch.nonzero(self.next_token_mask(prefix)[0]).flatten().tolist()
 
     def ids(self) -> Tensor:
@@ -183,7 +220,7 @@ class SemanticIds:
     """
 
     def __init__(self, table: Tensor, vocab_sizes: Sequence[int] | None = None):
-        table = _check_codes(table, "table")
+        table = check_codes(table, levels=True, name="table")
         if torch.unique(table, dim=0).shape[0] != table.shape[0]:
             raise ValueError("semantic IDs must be unique; build them with "
                              "SemanticIds.from_codes(codes), which adds the collision token")
@@ -207,16 +244,29 @@ class SemanticIds:
     def n_items(self) -> int:
         return self.table.shape[0]
 
+    @property
+    def device(self) -> torch.device:
+        return self.table.device
+
+    def to(self, device) -> "SemanticIds":
+        """A copy of the tables and trie on `device` (e.g. "cuda"); this one stays put."""
+        moved = copy.copy(self)
+        moved.table = self.table.to(device)
+        moved.trie = self.trie.to(device)
+        moved._sorted_keys = self._sorted_keys.to(device)
+        moved._items_by_key = self._items_by_key.to(device)
+        return moved
+
     def id_of(self, items: Tensor) -> Tensor:
         """Item ids (B,) in 1..I -> their semantic IDs (B, M)."""
-        items = torch.as_tensor(items, dtype=torch.long)
+        items = _on_device(items, self.device, "items", "semantic_ids")
         if ((items < 1) | (items > self.n_items)).any():
             raise ValueError(f"item ids must be in [1, {self.n_items}]; 0 is padding")
         return self.table[items - 1]
 
     def item_of(self, ids: Tensor) -> Tensor:
         """Semantic IDs (B, M) -> item ids (B,); 0 where a row is not a valid ID."""
-        ids = torch.as_tensor(ids, dtype=torch.long)
+        ids = _on_device(ids, self.device, "ids", "semantic_ids")
         if ids.dim() != 2 or ids.shape[1] != self.table.shape[1]:
             raise ValueError(f"ids must be (B, {self.table.shape[1]}), got shape "
                              f"{tuple(ids.shape)}")

@@ -77,7 +77,7 @@ def level_stats(codes: Tensor, codebook_sizes: int | Sequence[int]) -> pd.DataFr
 def path_stats(codes: Tensor) -> dict[str, float]:
     """Distinct full paths, the collision rate (1 - unique / N), the largest group of
     items sharing one path, and the mean number of items per used path."""
-    codes, _ = _check(codes, [1] * torch.as_tensor(codes).shape[-1])
+    codes = metrics.check_codes(codes, levels=True, allow_missing=True)
     _, group_sizes = torch.unique(codes, dim=0, return_counts=True)
     return {"paths": len(group_sizes),
             "collision_rate": metrics.collision_rate(codes),

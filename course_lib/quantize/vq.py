@@ -26,7 +26,7 @@ Options, all off by default, each from the paper that introduced it:
   Only the commitment term stays in the loss.
 * ``kmeans_init=True``: the codebook starts as k-means centroids of the first training batch
   (as TIGER's RQ-VAE and lucidrains' vector-quantize-pytorch do), so no code starts far from
-  the data.
+  the data (`course_lib.quantize.kmeans.kmeans`, from random rows, `kmeans_iters` steps).
 * ``dead_code_threshold > 0``: a code whose running count N_i falls below the threshold is
   dead and is re-seeded with a random encoder output of the current batch (Dhariwal et al.
   2020, Jukebox; Zeghidour et al. 2021, SoundStream). The running counts are kept in every
@@ -90,6 +90,13 @@ def nearest_codes(x: Tensor, codebook: Tensor) -> Tensor:
 
     ||x - e||^2 = ||x||^2 - 2 x.e + ||e||^2, one matrix product for the whole batch.
     """
+    if x.dim() != 2 or codebook.dim() != 2 or x.shape[1] != codebook.shape[1]:
+        raise ValueError(f"x (N, D) and codebook (K, D) must share the width D, got shapes "
+                         f"{tuple(x.shape)} and {tuple(codebook.shape)}; project x to "
+                         f"{codebook.shape[-1]} features or build the codebook with "
+                         f"dim={x.shape[-1]}")
+    if len(codebook) == 0:
+        raise ValueError("the codebook is empty: it needs at least one code")
     distances = (x.pow(2).sum(1, keepdim=True) - 2 * x @ codebook.T
                  + codebook.pow(2).sum(1))                                  # (N, K)
     return distances.argmin(dim=1)
@@ -148,26 +155,6 @@ def reset_dead_codes(codebook: Tensor, counts: Tensor, x: Tensor, threshold: flo
         rows = torch.randint(len(x), (n_dead,), generator=generator, device=x.device)
         new[dead] = x[rows].to(new.dtype)
     return new, dead
-
-
-def kmeans(x: Tensor, k: int, iters: int = 10) -> tuple[Tensor, Tensor]:
-    """Lloyd's k-means on the rows of x: (N, D) -> (centroids (k, D), cluster sizes (k,)).
-
-    Starts from k random rows (with replacement when N < k); an empty cluster keeps its
-    centroid. Seeded by torch's global generator (`seed_everything`).
-    """
-    if len(x) >= k:
-        centroids = x[torch.randperm(len(x), device=x.device)[:k]].clone()
-    else:
-        centroids = x[torch.randint(len(x), (k,), device=x.device)].clone()
-    for _ in range(iters):
-        codes = nearest_codes(x, centroids)                                 # (N,)
-        sizes = torch.bincount(codes, minlength=k).to(x.dtype)              # (k,)
-        sums = torch.zeros_like(centroids).index_add_(0, codes, x)          # (k, D)
-        centroids = torch.where(sizes[:, None] > 0, sums / sizes.clamp(min=1)[:, None],
-                                centroids)
-    sizes = torch.bincount(nearest_codes(x, centroids), minlength=k).to(x.dtype)
-    return centroids, sizes
 
 
 # --- the module -----------------------------------------------------------------------------
@@ -256,8 +243,11 @@ class VectorQuantizer(nn.Module):
     @torch.no_grad()
     def _kmeans_init(self, flat: Tensor) -> None:
         cfg = self.config
-        centroids, sizes = kmeans(flat.to(self.codebook.dtype), cfg.codebook_size,
-                                  cfg.kmeans_iters)
+        # kmeans.py builds on this module's nearest_codes, hence the import here.
+        from course_lib.quantize.kmeans import kmeans
+        centroids, labels = kmeans(flat.to(self.codebook.dtype), cfg.codebook_size,
+                                   iters=cfg.kmeans_iters, init="random", tol=0.0)
+        sizes = torch.bincount(labels, minlength=cfg.codebook_size).to(self.counts.dtype)
         # Empty clusters count as seen once, so their codes are not pulled to the origin.
         sizes = sizes.clamp(min=1)
         self.codebook.data.copy_(centroids)
