@@ -1,32 +1,125 @@
-"""A small training loop for every model in the course.
+"""The one training loop of the course, and the one evaluation entry.
 
-Any `torch.nn.Module` with a `loss(batch) -> scalar tensor` method trains with `fit`:
+Training. Any `torch.nn.Module` with a `loss(batch) -> scalar tensor` method trains with `fit`,
+SASRec as well as the VAE, the VQ-VAE, the RQ-VAE and matrix factorisation:
 
     result = fit(model, lambda epoch: next_item_batches(..., seed=epoch),
                  validate=lambda m: evaluate_model(m, split.evaluation("valid"))["NDCG@10"],
                  epochs=20, patience=3, checkpoint="checkpoints/sasrec.pt")
+    fit(vqvae, lambda epoch: shuffled_batches({"x": x}, 128, drop_last=True), steps=300,
+        on_step=log)                              # no validation: keep the last weights
 
-Each epoch: one pass over the batches (tqdm progress bar), then the validation metric
-(higher is better). Training stops after `patience` epochs without improvement and the best
-weights are restored. With `checkpoint`, the state after every epoch is written atomically
-(a temporary file, then a rename, so a crash never leaves a half-written checkpoint), and
-`resume=True` continues from it with results identical to an uninterrupted run: the batches
-of epoch e come from `make_batches(e)`, and the checkpoint keeps the optimizer state and the
-torch random state (dropout).
+Each epoch is one pass over `make_batches(epoch)` (a tqdm bar per epoch, showing the loss;
+with validation, a line per epoch with the mean loss and the metric). Per batch: the loss,
+its gradient, gradient clipping (`clip_grad_norm`), one optimizer step (Adam or AdamW), one
+step of the learning-rate `schedule`, then `on_step(step, model, loss)` for curves that need
+more than the epoch's mean loss (the KL trace of lesson 02, code usage in lessons 03-04).
+`steps` stops after that many optimizer steps, mid-epoch if needed; `epochs` after that
+many epochs; whichever comes first. With `validate` (higher is better), the metric is
+measured after every epoch, training stops after `patience` epochs without improvement, and
+the best weights are restored; without it nothing is measured and the last weights stay.
+
+With `checkpoint`, the state after every epoch is written atomically (a temporary file, then
+a rename, so a crash never leaves a half-written checkpoint), and `resume=True` continues
+from it with results identical to an uninterrupted run: the batches of epoch e come from
+`make_batches(e)`, and the checkpoint keeps the optimizer and schedule state and the torch
+random state (dropout, sampled negatives, `shuffled_batches` without a seed). A run that
+`steps` ended mid-epoch counts as finished.
+
+Evaluation. A model exposes one of
+
+    scores(batch) -> (B, I + 1)     a score for every item, column 0 (padding) never ranked
+    recommend(batch, k) -> (B, k)   ranked item ids, best first (e.g. TIGER's beam search)
+
+and `evaluate_model` reports full-ranking HR@K, NDCG@K and MRR for either. The batch is a
+dict of the `EvalSet`'s per-user tensors for B users (`EvalSet.batch`): "users" (B,),
+"history" (B, T) and, when the set carries them, the aligned "actions" and "timestamps"; a
+model reads what it needs (matrix factorisation the users, SASRec the history).
+
+Dimensions: B users (or rows) in a batch, T history length, I items, K list length.
 """
 from __future__ import annotations
 
 import copy
+import inspect
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import torch
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from course_lib import metrics
 
+OPTIMIZERS = ("adam", "adamw")
+
+
+# --- batches ---------------------------------------------------------------------------------
+
+def shuffled_batches(tensors: dict[str, Tensor], batch_size: int, *, seed: int | None = None,
+                     drop_last: bool = False) -> Iterator[dict[str, Tensor]]:
+    """One epoch of minibatches of the rows of `tensors`, in a random order.
+
+    Every tensor in `tensors` has the same first dimension N (rows: items, sequences,
+    (user, item) pairs); a batch is the dict with the same keys and `batch_size` rows of each
+    (the last batch smaller, or dropped with `drop_last`). The order is a permutation of the
+    N rows, drawn from torch's global generator when `seed` is None (seeded by
+    `seed_everything`, saved in `fit`'s checkpoints), else from a generator seeded with
+    `seed` (pass the epoch: `lambda epoch: shuffled_batches(..., seed=epoch)`). The
+    permutation is drawn when the first batch is asked for.
+    """
+    if not isinstance(tensors, dict) or not tensors:
+        raise TypeError("tensors must be a non-empty dict of name -> tensor, e.g. {'x': x}")
+    for name, value in tensors.items():
+        if not torch.is_tensor(value) or value.dim() < 1:
+            raise TypeError(f"tensors[{name!r}] must be a tensor with a row dimension, got "
+                            f"{type(value).__name__}")
+    sizes = {name: len(value) for name, value in tensors.items()}
+    n_rows = next(iter(sizes.values()))
+    if len(set(sizes.values())) > 1:
+        raise ValueError(f"every tensor needs the same number of rows, got {sizes}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be an int >= 1, got {batch_size!r}")
+    if n_rows == 0:
+        raise ValueError("the tensors have no rows: there is nothing to train on")
+    if drop_last and n_rows < batch_size:
+        raise ValueError(f"drop_last=True with batch_size {batch_size} > {n_rows} rows leaves no "
+                         "batch; lower batch_size or pass drop_last=False")
+    return _shuffled_batches(tensors, n_rows, batch_size, seed, drop_last)
+
+
+def _shuffled_batches(tensors, n_rows, batch_size, seed, drop_last):
+    generator = None if seed is None else torch.Generator().manual_seed(seed)
+    order = torch.randperm(n_rows, generator=generator)                    # (N,) on the CPU
+    stop = n_rows - n_rows % batch_size if drop_last else n_rows
+    for start in range(0, stop, batch_size):
+        rows = order[start:start + batch_size]                              # (B,)
+        yield {name: value[rows.to(value.device)] for name, value in tensors.items()}
+
+
+# --- schedules -------------------------------------------------------------------------------
+
+def warmup_inverse_sqrt(warmup_steps: int) -> Callable[[int], float]:
+    """The Transformer's learning-rate schedule as a multiplier of the base rate (Vaswani et al.
+    2017, eq. 3, with d_model^-0.5 folded into the base rate): after s optimizer steps,
+
+        m(s) = min((s + 1) / W, sqrt(W / (s + 1)))
+
+    rises linearly to 1 over the first W = `warmup_steps` steps, then decays as 1 / sqrt(step).
+    TIGER trains with inverse-square-root decay after 10k warm-up steps (Rajput et al. 2023,
+    section 4). Pass it as `fit(..., schedule=warmup_inverse_sqrt(W))`."""
+    if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
+        raise ValueError(f"warmup_steps must be an int >= 1, got {warmup_steps!r}")
+
+    def multiplier(step: int) -> float:
+        return min((step + 1) / warmup_steps, math.sqrt(warmup_steps / (step + 1)))
+    return multiplier
+
+
+# --- training --------------------------------------------------------------------------------
 
 @dataclass
 class FitResult:
@@ -35,68 +128,139 @@ class FitResult:
     best_epoch: int = -1
     best_metric: float = float("-inf")
     stopped_early: bool = False
+    steps: int = 0                                            # optimizer steps taken
 
 
 def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
-        validate: Callable[[torch.nn.Module], float], *, epochs: int, lr: float = 1e-3,
-        weight_decay: float = 0.0, patience: int = 3, checkpoint: str | Path | None = None,
-        resume: bool = False, device: torch.device | str | None = None,
-        progress: bool = True) -> FitResult:
-    """Train `model` with Adam; keep and restore the weights of the best validation epoch."""
-    if not callable(getattr(model, "loss", None)):
-        raise TypeError(f"{type(model).__name__} has no loss(batch) method; fit trains models "
-                        "that return their training loss from model.loss(batch)")
-    if epochs < 1 or patience < 1:
-        raise ValueError(f"epochs and patience must be >= 1, got {epochs} and {patience}")
-    if resume and checkpoint is None:
-        raise ValueError("resume=True needs checkpoint= the path written by an earlier run")
+        validate: Callable[[torch.nn.Module], float] | None = None, *,
+        epochs: int | None = None, steps: int | None = None, lr: float = 1e-3,
+        optimizer: str = "adam", betas: tuple[float, float] = (0.9, 0.999),
+        weight_decay: float = 0.0, clip_grad_norm: float | None = None,
+        schedule: Callable[[int], float] | None = None,
+        on_step: Callable[[int, torch.nn.Module, float], None] | None = None,
+        patience: int = 3, checkpoint: str | Path | None = None, resume: bool = False,
+        device: torch.device | str | None = None, progress: bool = True) -> FitResult:
+    """Train `model` on the dict batches of `make_batches(epoch)` by `model.loss(batch)`.
+
+    epochs / steps: stop after this many epochs / optimizer steps (at least one of the two).
+    optimizer: "adam" (Kingma & Ba 2015) or "adamw" (decoupled weight decay, Loshchilov &
+      Hutter 2019), with `betas` and `weight_decay` (an L2 term for Adam).
+    clip_grad_norm: rescale the gradient to at most this global L2 norm before each step.
+    schedule: learning rate = lr * schedule(s) after s steps (`torch.optim.lr_scheduler.LambdaLR`),
+      e.g. `warmup_inverse_sqrt(4000)`.
+    on_step(step, model, loss): after each optimizer step, step counted from 1, loss a float;
+      it may switch the model to eval mode to measure, fit puts it back in training mode.
+    validate(model) -> float, higher is better: early stopping with `patience` and the best
+      weights restored; None: no validation, the last weights stay.
+    """
+    _check_fit_arguments(model, epochs, steps, optimizer, clip_grad_norm, patience, checkpoint,
+                         resume)
     device = torch.device(device) if device else next(model.parameters()).device
     model.to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr, weight_decay=weight_decay)
-    result, best_state, start = FitResult(), copy.deepcopy(model.state_dict()), 0
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optim_class = torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW
+    optim = optim_class(trainable, lr=lr, betas=betas, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optim, schedule) if schedule else None
+    result, start = FitResult(), 0
+    best_state = copy.deepcopy(model.state_dict()) if validate else None
     if resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
         model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
+        optim.load_state_dict(state["optimizer"])
+        if scheduler is not None and state["scheduler"] is not None:
+            scheduler.load_state_dict(state["scheduler"])
         best_state, start = state["best_model"], state["epoch"] + 1
         result = FitResult(**state["result"])
         torch.set_rng_state(state["rng"])
+        if state.get("cuda_rng") is not None and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
 
-    for epoch in range(start, epochs):
-        if result.stopped_early:
-            break
+    epoch = start
+    while not _finished(result, epoch, epochs, steps):
         model.train()
         losses = []
-        for batch in tqdm(make_batches(epoch), desc=f"epoch {epoch}", leave=False,
-                          disable=not progress):
-            batch = {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
-            loss = model.loss(batch)
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}: lower the "
-                                         "learning rate or check the inputs for NaN")
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            losses.append(loss.item())
-        model.eval()
-        with torch.no_grad():
-            metric = float(validate(model))
-        result.train_loss.append(sum(losses) / max(len(losses), 1))
-        result.valid_metric.append(metric)
-        if metric > result.best_metric:
-            result.best_metric, result.best_epoch = metric, epoch
-            best_state = copy.deepcopy(model.state_dict())
-        elif epoch - result.best_epoch >= patience:
-            result.stopped_early = True
-        if progress:
-            tqdm.write(f"epoch {epoch}: loss {result.train_loss[-1]:.4f}  valid {metric:.4f}")
+        with tqdm(make_batches(epoch), desc=f"epoch {epoch}", leave=False,
+                  disable=not progress) as bar:
+            for batch in bar:
+                loss = model.loss(_to_device(batch, device))
+                if not torch.isfinite(loss):
+                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}: lower the "
+                                             "learning rate or check the inputs for NaN")
+                optim.zero_grad(set_to_none=True)
+                loss.backward()
+                if clip_grad_norm is not None:
+                    torch.nn.utils.clip_grad_norm_(trainable, clip_grad_norm)
+                optim.step()
+                if scheduler is not None:
+                    scheduler.step()
+                result.steps += 1
+                losses.append(loss.item())
+                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
+                if on_step is not None:
+                    on_step(result.steps, model, losses[-1])
+                    model.train()
+                if steps is not None and result.steps >= steps:
+                    break
+        if not losses:
+            raise ValueError(f"epoch {epoch} yielded no batch: make_batches({epoch}) returned "
+                             "nothing; check that the training data is not empty and that "
+                             "make_batches returns a fresh iterable for every epoch")
+        result.train_loss.append(sum(losses) / len(losses))
+        if validate is not None:
+            model.eval()
+            with torch.no_grad():
+                metric = float(validate(model))
+            result.valid_metric.append(metric)
+            if metric > result.best_metric:
+                result.best_metric, result.best_epoch = metric, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            elif epoch - result.best_epoch >= patience:
+                result.stopped_early = True
+            if progress:
+                tqdm.write(f"epoch {epoch}: loss {result.train_loss[-1]:.4f}  valid {metric:.4f}")
         if checkpoint is not None:
             save_checkpoint(checkpoint, {
-                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "model": model.state_dict(), "optimizer": optim.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "best_model": best_state, "epoch": epoch, "result": vars(result).copy(),
-                "rng": torch.get_rng_state()})
-    model.load_state_dict(best_state)
+                "rng": torch.get_rng_state(),
+                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
+        epoch += 1
+    if best_state is not None:
+        model.load_state_dict(best_state)
     return result
+
+
+def _finished(result: FitResult, epoch: int, epochs: int | None, steps: int | None) -> bool:
+    return (result.stopped_early or (epochs is not None and epoch >= epochs)
+            or (steps is not None and result.steps >= steps))
+
+
+def _to_device(batch, device: torch.device) -> dict:
+    if not isinstance(batch, dict):
+        raise TypeError(f"make_batches must yield dicts of tensors (e.g. from shuffled_batches), "
+                        f"got {type(batch).__name__}")
+    return {k: v.to(device) if torch.is_tensor(v) else v for k, v in batch.items()}
+
+
+def _check_fit_arguments(model, epochs, steps, optimizer, clip_grad_norm, patience, checkpoint,
+                         resume) -> None:
+    if not callable(getattr(model, "loss", None)):
+        raise TypeError(f"{type(model).__name__} has no loss(batch) method; fit trains models "
+                        "that return their training loss from model.loss(batch)")
+    if epochs is None and steps is None:
+        raise ValueError("give epochs=, steps= or both: fit needs to know when to stop")
+    for name, value in (("epochs", epochs), ("steps", steps), ("patience", patience)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)
+                                  or value < 1):
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer must be one of {OPTIMIZERS}, got {optimizer!r}")
+    if clip_grad_norm is not None and not clip_grad_norm > 0:
+        raise ValueError(f"clip_grad_norm must be > 0 (None turns clipping off), got "
+                         f"{clip_grad_norm!r}")
+    if resume and checkpoint is None:
+        raise ValueError("resume=True needs checkpoint= the path written by an earlier run")
 
 
 def save_checkpoint(path: str | Path, state: dict) -> None:
@@ -120,11 +284,37 @@ def load_checkpoint(path: str | Path) -> dict:
                            "afresh, or pass resume=False") from err
 
 
+# --- evaluation ------------------------------------------------------------------------------
+
 @torch.no_grad()
 def evaluate_model(model, eval_set, ks=(10,), batch_size: int = 1024,
-                   device: torch.device | str | None = None) -> dict[str, float]:
-    """Full-ranking HR@K, NDCG@K and MRR of `model.scores(history)` on an `EvalSet`,
-    history masked, in batches of users."""
+                   device: torch.device | str | None = None,
+                   n_items: int | None = None) -> dict[str, float]:
+    """Full-ranking HR@K and NDCG@K for each K in `ks`, and MRR, on an `EvalSet`, in batches
+    of users, through `metrics.summarise`.
+
+    A model with `scores(batch)` (B, I + 1) is ranked on its scores, history masked
+    (`metrics.target_ranks`; used when a model has both methods, as it is exact). A model
+    with only `recommend(batch, k)` (B, k) is asked for k = max(ks) items; history items in
+    its lists are dropped (as they are masked from the scores) and a target outside the list
+    ranks last (`metrics.ranks_from_topk`), so HR@K and NDCG@K are exact and MRR is a lower
+    bound. Such a model has no score matrix to read the catalogue size I from: pass
+    `n_items`, or give the model an `n_items` attribute.
+    """
+    has_scores = callable(getattr(model, "scores", None))
+    if not has_scores and not callable(getattr(model, "recommend", None)):
+        raise TypeError(f"{type(model).__name__} has neither scores(batch) -> (B, I + 1) nor "
+                        "recommend(batch, k) -> (B, k); evaluate_model ranks with one of them")
+    ks = (ks,) if isinstance(ks, int) and not isinstance(ks, bool) else tuple(ks)
+    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+        raise ValueError(f"ks must be cut-offs >= 1 such as (10,), got {ks!r}")
+    if len(eval_set.targets) == 0:
+        raise ValueError("eval_set has no users to evaluate")
+    if not has_scores:
+        n_items = n_items if n_items is not None else getattr(model, "n_items", None)
+        if n_items is None:
+            raise ValueError(f"{type(model).__name__} ranks with recommend(batch, k), which says "
+                             "nothing about the catalogue size: pass n_items=I")
     if hasattr(model, "eval"):
         model.eval()
     if device is None:
@@ -132,13 +322,45 @@ def evaluate_model(model, eval_set, ks=(10,), batch_size: int = 1024,
         device = params[0].device if params else torch.device("cpu")
     ranks = []
     for start in range(0, len(eval_set.targets), batch_size):
-        history = eval_set.history[start:start + batch_size].to(device)
-        targets = eval_set.targets[start:start + batch_size].to(device)
-        ranks.append(metrics.target_ranks(model.scores(history), targets, history).cpu())
-    ranks = torch.cat(ranks)
-    out = {}
-    for k in ks:
-        out[f"HR@{k}"] = metrics.hr_at_k(ranks, k).mean().item()
-        out[f"NDCG@{k}"] = metrics.ndcg_at_k(ranks, k).mean().item()
-    out["MRR"] = metrics.mrr(ranks).mean().item()
-    return out
+        rows = slice(start, start + batch_size)
+        targets = eval_set.targets[rows].to(device)                        # (B,)
+        history = eval_set.history[rows].to(device)                        # (B, T)
+        if has_scores:
+            scores = model.scores(_model_input(model.scores, eval_set, rows, device))
+            _check_k_within(ks, scores.shape[-1] - 1)
+            ranks.append(metrics.target_ranks(scores, targets, history).cpu())
+        else:
+            _check_k_within(ks, n_items)
+            k = max(ks)
+            topk = model.recommend(_model_input(model.recommend, eval_set, rows, device), k)
+            if tuple(topk.shape) != (len(targets), k):
+                raise ValueError(f"recommend(batch, {k}) must return ({len(targets)}, {k}) item "
+                                 f"ids, got shape {tuple(topk.shape)}")
+            topk = _drop_history(topk.long(), history, targets)
+            ranks.append(metrics.ranks_from_topk(topk, targets, n_items, history).cpu())
+    return metrics.summarise(torch.cat(ranks), ks)
+
+
+def _model_input(method, eval_set, rows: slice, device: torch.device):
+    """The batch handed to scores/recommend: `EvalSet.batch(rows)` ("users", "history", and
+    the actions and timestamps when the set has them; never the targets) on `device`."""
+    batch = {name: value.to(device) for name, value in eval_set.batch(rows).items()}
+    # Compatibility for models written before the batch dict, whose method's first parameter
+    # is `history`: they get the history tensor.
+    first = next(iter(inspect.signature(method).parameters), None)
+    return batch["history"] if first == "history" else batch
+
+
+def _check_k_within(ks: tuple[int, ...], n_items: int) -> None:
+    if max(ks) > n_items:
+        raise ValueError(f"k={max(ks)} is larger than the catalogue of {n_items} items; use "
+                         f"cut-offs k <= {n_items}")
+
+
+def _drop_history(topk: Tensor, history: Tensor, targets: Tensor) -> Tensor:
+    """topk (B, K) with the history items (other than the target) removed and the rest moved
+    left, in order; freed slots at the end hold 0 (an empty slot for ranks_from_topk)."""
+    seen = (topk[:, :, None] == history[:, None, :]).any(dim=2)            # (B, K)
+    keep = (topk > 0) & (~seen | (topk == targets[:, None]))
+    order = (~keep).to(torch.uint8).argsort(dim=1, stable=True)             # kept first
+    return torch.where(keep, topk, torch.zeros_like(topk)).gather(1, order)

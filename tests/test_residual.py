@@ -5,7 +5,10 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from dataclasses import fields
+
 from course_lib.quantize.residual import (RQConfig, ResidualQuantizer, residual_quantize)
+from course_lib.quantize.vq import VQConfig
 
 PROPERTY = settings(max_examples=30, deadline=None)
 t = torch.tensor
@@ -124,7 +127,36 @@ def test_kmeans_init_uses_every_code_of_the_first_level_on_clustered_data():
     assert out.utilisation()[0] == 1.0
 
 
+def test_every_vq_option_reaches_every_level():
+    config = RQConfig(n_levels=2, codebook_size=5, dim=3, beta=0.5, ema=True, decay=0.9, eps=1e-3,
+                      kmeans_init=True, kmeans_iters=3, dead_code_threshold=0.2)
+    defaults = VQConfig(codebook_size=5, dim=3)
+    for f in fields(VQConfig):    # each differs from VQConfig's default: a dropped one would show
+        if f.name not in ("codebook_size", "dim"):
+            assert getattr(config, f.name) != getattr(defaults, f.name), f.name
+    for level in ResidualQuantizer(config).levels:
+        assert all(getattr(level.config, f.name) == getattr(config, f.name)
+                   for f in fields(VQConfig))
+
+
+def test_defaults_are_tigers():
+    config = RQConfig()
+    assert (config.n_levels, config.codebook_size, config.dim) == (3, 256, 32)
+    assert (config.beta, config.kmeans_init, config.ema) == (0.25, True, False)
+
+
 # --- bad input -----------------------------------------------------------------------------
+
+@pytest.mark.parametrize("option, match", [
+    (dict(decay=1.5), r"decay must be in \[0, 1\)"),
+    (dict(eps=0.0), "eps must be > 0"),
+    (dict(kmeans_iters=0), "kmeans_iters must be >= 1"),
+    (dict(codebook_size=0), "codebook_size must be >= 1"),
+])
+def test_per_level_options_are_checked_when_the_config_is_made(option, match):
+    with pytest.raises(ValueError, match=match):
+        RQConfig(**option)
+
 
 def test_levels_below_one_are_rejected():
     with pytest.raises(ValueError, match="n_levels must be >= 1"):

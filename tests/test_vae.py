@@ -7,11 +7,19 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from course_lib.models.vae import (SequenceVAE, VAEConfig, active_units, free_bits_kl,
-                                   gaussian_kl, kl_weight, measure, mutual_information,
-                                   reparameterize, train_vae)
+from course_lib.models.vae import (SequenceVAE, VAEConfig, VAEHistory, active_units,
+                                   free_bits_kl, gaussian_kl, kl_weight, measure,
+                                   mutual_information, reparameterize)
+from course_lib.train import fit, load_checkpoint, shuffled_batches
 
 N_ITEMS = 30
+
+
+def train(model, items, steps, batch_size, every, **settings) -> VAEHistory:
+    history = VAEHistory(items, every=every)
+    fit(model, lambda epoch: shuffled_batches({"items": items}, batch_size, drop_last=True),
+        steps=steps, lr=3e-3, clip_grad_norm=5.0, on_step=history, progress=False, **settings)
+    return history
 
 
 def sequences(batch=8, length=6, seed=0):
@@ -73,8 +81,17 @@ def test_loss_uses_the_annealing_weight_of_its_step():
     items = sequences()
     out = model(items)
     assert torch.allclose(model.loss(items), out.recon)        # step 0: weight 0, eval: no step
-    model.step = 5
+    model.step.fill_(5)
     assert torch.allclose(model.loss(items), out.recon + 0.5 * out.kl)
+
+
+def test_each_training_step_advances_the_annealing_and_checkpoints_keep_it(tmp_path):
+    torch.manual_seed(0)
+    model = SequenceVAE(VAEConfig(n_items=N_ITEMS, anneal_steps=10, d_hidden=16))
+    train(model, sequences(batch=32), steps=6, batch_size=8, every=3,
+          checkpoint=tmp_path / "vae.pt")
+    assert int(model.step) == 6
+    assert int(load_checkpoint(tmp_path / "vae.pt")["model"]["step"]) == 6
 
 
 @pytest.mark.parametrize("decoder", ["gru", "bag"])
@@ -130,7 +147,7 @@ def test_training_is_deterministic_with_a_seed():
     for _ in range(2):
         torch.manual_seed(0)
         model = SequenceVAE(VAEConfig(n_items=N_ITEMS, word_dropout=0.3, d_hidden=16))
-        runs.append(train_vae(model, items, steps=4, batch_size=8, every=2, progress=False))
+        runs.append(train(model, items, steps=4, batch_size=8, every=2))
     assert runs[0].kl == runs[1].kl and runs[0].recon == runs[1].recon
 
 
@@ -141,9 +158,24 @@ def test_free_bits_keep_kl_above_zero_while_plain_training_shrinks_it():
         torch.manual_seed(0)
         model = SequenceVAE(VAEConfig(n_items=N_ITEMS, free_bits=free_bits, d_hidden=16,
                                       d_latent=4))
-        kl[free_bits] = train_vae(model, items, steps=60, batch_size=32, every=60,
-                                  progress=False).kl[-1]
+        kl[free_bits] = train(model, items, steps=60, batch_size=32, every=60).kl[-1]
     assert kl[0.5] > kl[0.0]
+
+
+def test_history_records_every_n_steps():
+    torch.manual_seed(0)
+    model = SequenceVAE(VAEConfig(n_items=N_ITEMS, d_hidden=16, d_latent=3))
+    history = train(model, sequences(batch=32), steps=7, batch_size=8, every=3)
+    assert history.step == [3, 6]
+    assert len(history.kl_per_dim) == 2 and len(history.kl_per_dim[0]) == 3
+    assert history.last()["kl"] == history.kl[-1]
+
+
+def test_an_empty_history_says_why():
+    with pytest.raises(ValueError, match="nothing measured yet"):
+        VAEHistory(sequences(), every=5).last()
+    with pytest.raises(ValueError, match="every must be an int >= 1"):
+        VAEHistory(sequences(), every=0)
 
 
 def test_measure_reports_every_quantity():

@@ -19,6 +19,9 @@ Autoregressive Flow", NeurIPS 2016). Measures: active units (Burda et al. 2016: 
 active when Cov_x(E_q[z_u]) > 0.01) and the mutual information I_q(x; z) estimated on a
 batch (Hoffman & Johnson 2016; the estimator of He et al., ICLR 2019).
 
+Training goes through `course_lib.train.fit` (batch {"items": (B, T)}); a `VAEHistory` passed
+as its `on_step` records the measures during training.
+
 Dimensions: B sequences in a batch, T positions, J latent dimensions, I items (ids 1..I,
 0 is padding; sequences are left-padded as everywhere in the course).
 """
@@ -27,11 +30,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from tqdm.auto import tqdm
 
 DECODERS = ("gru", "bag")
 
@@ -178,7 +179,8 @@ class SequenceVAE(nn.Module):
         else:
             self.decoder = nn.Sequential(nn.Linear(c.d_latent, c.d_hidden), nn.Tanh(),
                                          nn.Linear(c.d_hidden, c.n_items + 1))
-        self.step = 0                      # training steps taken, for KL annealing
+        # training steps taken, for KL annealing; a buffer, so checkpoints keep it
+        self.register_buffer("step", torch.zeros((), dtype=torch.long))
 
     def check_items(self, items: Tensor) -> None:
         if items.dim() != 2 or items.dtype != torch.long:
@@ -228,29 +230,13 @@ class SequenceVAE(nn.Module):
         items = batch["items"] if isinstance(batch, dict) else batch
         out = self(items)
         kl = free_bits_kl(out.kl_per_dim, self.config.free_bits) if self.config.free_bits else out.kl
-        weight = kl_weight(self.step, self.config.anneal_steps)
+        weight = kl_weight(int(self.step), self.config.anneal_steps)
         if self.training:
             self.step += 1
         return out.recon + weight * kl
 
 
-# --- training, with the record a lesson plots -----------------------------------------------
-
-@dataclass
-class VAEHistory:
-    """What `train_vae` measured every `every` steps on the evaluation sequences."""
-
-    step: list[int] = field(default_factory=list)
-    recon: list[float] = field(default_factory=list)
-    kl: list[float] = field(default_factory=list)
-    kl_per_dim: list[list[float]] = field(default_factory=list)    # (records, J)
-    active_units: list[int] = field(default_factory=list)
-    mutual_information: list[float] = field(default_factory=list)
-
-    def last(self) -> dict:
-        return {"recon": self.recon[-1], "kl": self.kl[-1], "active_units": self.active_units[-1],
-                "mutual_information": self.mutual_information[-1]}
-
+# --- the record a lesson plots, filled during training --------------------------------------
 
 @torch.no_grad()
 def measure(model: SequenceVAE, items: Tensor, seed: int = 0) -> dict:
@@ -266,37 +252,44 @@ def measure(model: SequenceVAE, items: Tensor, seed: int = 0) -> dict:
     return result
 
 
-def train_vae(model: SequenceVAE, items: Tensor, *, steps: int, batch_size: int = 128,
-              lr: float = 3e-3, every: int = 20, eval_items: Tensor | None = None,
-              seed: int = 0, device: torch.device | str | None = None,
-              progress: bool = True) -> VAEHistory:
-    """Adam on minibatches drawn with a seeded permutation (torch's global seed is set too,
-    for the reparameterisation noise and word dropout); record the measures every `every`
-    steps on `eval_items` (default: the first 512 training sequences)."""
-    if steps < 1 or batch_size < 1 or every < 1:
-        raise ValueError(f"steps, batch_size and every must be >= 1, got {steps}, "
-                         f"{batch_size}, {every}")
-    device = torch.device(device) if device is not None else items.device
-    model.check_items(items)
-    model.to(device).train()
-    items = items.to(device)
-    eval_items = (items[:512] if eval_items is None else eval_items).to(device)
-    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
-    rng = np.random.default_rng(seed)
-    torch.manual_seed(seed)
-    history, order = VAEHistory(), np.array([], dtype=np.int64)
-    for step in tqdm(range(steps), desc="VAE", disable=not progress, leave=False):
-        if len(order) < batch_size:
-            order = np.concatenate([order, rng.permutation(len(items))])
-        index, order = order[:batch_size], order[batch_size:]
-        loss = model.loss(items[torch.as_tensor(index, device=device)])
-        optimizer.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 5.0)
-        optimizer.step()
-        if (step + 1) % every == 0 or step + 1 == steps:
-            m = measure(model, eval_items, seed=step)
-            history.step.append(step + 1)
-            for key in ("recon", "kl", "kl_per_dim", "active_units", "mutual_information"):
-                getattr(history, key).append(m[key])
-    return history
+@dataclass(eq=False)
+class VAEHistory:
+    """`measure` on the sequences `items` every `every` optimizer steps, as the `on_step`
+    callback of `course_lib.train.fit` (choose `steps` as a multiple of `every` to measure
+    the final model too):
+
+        history = VAEHistory(items[:512], every=25)
+        fit(model, lambda epoch: shuffled_batches({"items": items}, 64, drop_last=True),
+            steps=200, clip_grad_norm=5.0, on_step=history)
+        history.kl, history.active_units, history.last()
+    """
+
+    items: Tensor = field(repr=False)                               # (N, T)
+    every: int = 20
+    step: list[int] = field(default_factory=list)
+    recon: list[float] = field(default_factory=list)
+    kl: list[float] = field(default_factory=list)
+    kl_per_dim: list[list[float]] = field(default_factory=list)    # (records, J)
+    active_units: list[int] = field(default_factory=list)
+    mutual_information: list[float] = field(default_factory=list)
+
+    def __post_init__(self):
+        if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
+            raise ValueError(f"every must be an int >= 1 (steps between measures), got "
+                             f"{self.every!r}")
+
+    def __call__(self, step: int, model: SequenceVAE, loss: float) -> None:
+        if step % self.every:
+            return
+        device = next(model.parameters()).device
+        m = measure(model, self.items.to(device), seed=step)
+        self.step.append(step)
+        for key in ("recon", "kl", "kl_per_dim", "active_units", "mutual_information"):
+            getattr(self, key).append(m[key])
+
+    def last(self) -> dict:
+        if not self.step:
+            raise ValueError(f"nothing measured yet: the history records every {self.every} "
+                             "steps; train for at least that many")
+        return {"recon": self.recon[-1], "kl": self.kl[-1], "active_units": self.active_units[-1],
+                "mutual_information": self.mutual_information[-1]}

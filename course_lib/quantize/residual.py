@@ -20,7 +20,7 @@ Names: N vectors, D width, L levels, K codes per level.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, fields, replace
 from typing import NamedTuple, Sequence
 
 import torch
@@ -60,30 +60,35 @@ def residual_quantize(z: Tensor, codebooks: Tensor | Sequence[Tensor]) -> Residu
 
 @dataclass
 class RQConfig:
-    """A residual quantizer: `n_levels` levels of `codebook_size` codes of width `dim`.
+    """A residual quantizer: `n_levels` levels, each a `VectorQuantizer` with these settings.
 
-    Defaults are TIGER's (3 levels x 256 codes of dimension 32, beta 0.25, k-means init of
-    every codebook on the first batch); `ema` and `dead_code_threshold` are
-    `VQConfig`'s options, applied to every level, off by default.
+    Every field after `n_levels` is the `VQConfig` field of the same name, applied to every
+    level, with VQConfig's defaults except where TIGER differs: 256 codes of width 32 and
+    k-means init of every codebook on the first batch (Rajput et al. 2023, section 3.1);
+    beta 0.25; EMA (decay 0.99, eps 1e-5) and the dead-code reset are off.
     """
 
     n_levels: int = 3
     codebook_size: int = 256
     dim: int = 32
     beta: float = 0.25
-    kmeans_init: bool = True
     ema: bool = False
     decay: float = 0.99
+    eps: float = 1e-5
+    kmeans_init: bool = True
+    kmeans_iters: int = 10
     dead_code_threshold: float = 0.0
 
     def __post_init__(self):
-        if self.n_levels < 1:
-            raise ValueError(f"n_levels must be >= 1, got {self.n_levels}")
+        if isinstance(self.n_levels, bool) or not isinstance(self.n_levels, int) \
+                or self.n_levels < 1:
+            raise ValueError(f"n_levels must be >= 1, got {self.n_levels!r}")
+        self.level_config()                          # VQConfig checks the per-level values
 
     def level_config(self) -> VQConfig:
-        return VQConfig(codebook_size=self.codebook_size, dim=self.dim, beta=self.beta,
-                        ema=self.ema, decay=self.decay, kmeans_init=self.kmeans_init,
-                        dead_code_threshold=self.dead_code_threshold)
+        """The `VQConfig` of every level: each of its fields read from this config, so no
+        option can be dropped on the way (a VQConfig field missing here is an error)."""
+        return VQConfig(**{f.name: getattr(self, f.name) for f in fields(VQConfig)})
 
 
 @dataclass
