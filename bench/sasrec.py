@@ -87,8 +87,8 @@ class StraightforwardSASRec(nn.Module):
                 + loss(neg[valid], torch.zeros_like(neg[valid])))
 
     @torch.no_grad()
-    def scores(self, history):
-        hidden = self(history[:, -self.max_len:])[:, -1]
+    def scores(self, batch):
+        hidden = self(batch["history"][:, -self.max_len:])[:, -1]
         scores = hidden @ self.item_embedding.weight.T
         scores[:, 0] = float("-inf")
         return scores

@@ -41,7 +41,6 @@ Dimensions: B users (or rows) in a batch, T history length, I items, K list leng
 from __future__ import annotations
 
 import copy
-import inspect
 import math
 import os
 from dataclasses import dataclass, field
@@ -326,13 +325,13 @@ def evaluate_model(model, eval_set, ks=(10,), batch_size: int = 1024,
         targets = eval_set.targets[rows].to(device)                        # (B,)
         history = eval_set.history[rows].to(device)                        # (B, T)
         if has_scores:
-            scores = model.scores(_model_input(model.scores, eval_set, rows, device))
+            scores = model.scores(_model_input(eval_set, rows, device))
             _check_k_within(ks, scores.shape[-1] - 1)
             ranks.append(metrics.target_ranks(scores, targets, history).cpu())
         else:
             _check_k_within(ks, n_items)
             k = max(ks)
-            topk = model.recommend(_model_input(model.recommend, eval_set, rows, device), k)
+            topk = model.recommend(_model_input(eval_set, rows, device), k)
             if tuple(topk.shape) != (len(targets), k):
                 raise ValueError(f"recommend(batch, {k}) must return ({len(targets)}, {k}) item "
                                  f"ids, got shape {tuple(topk.shape)}")
@@ -341,14 +340,10 @@ def evaluate_model(model, eval_set, ks=(10,), batch_size: int = 1024,
     return metrics.summarise(torch.cat(ranks), ks)
 
 
-def _model_input(method, eval_set, rows: slice, device: torch.device):
+def _model_input(eval_set, rows: slice, device: torch.device) -> dict[str, Tensor]:
     """The batch handed to scores/recommend: `EvalSet.batch(rows)` ("users", "history", and
     the actions and timestamps when the set has them; never the targets) on `device`."""
-    batch = {name: value.to(device) for name, value in eval_set.batch(rows).items()}
-    # Compatibility for models written before the batch dict, whose method's first parameter
-    # is `history`: they get the history tensor.
-    first = next(iter(inspect.signature(method).parameters), None)
-    return batch["history"] if first == "history" else batch
+    return {name: value.to(device) for name, value in eval_set.batch(rows).items()}
 
 
 def _check_k_within(ks: tuple[int, ...], n_items: int) -> None:

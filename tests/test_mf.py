@@ -7,7 +7,8 @@ import torch
 
 from course_lib import losses
 from course_lib.data.sequences import leave_one_out
-from course_lib.models.mf import MatrixFactorisation, MFConfig
+from course_lib.data.world import WorldConfig, make_world
+from course_lib.models.mf import MatrixFactorisation, MFConfig, svd_item_vectors
 from course_lib.train import evaluate_model, fit, shuffled_batches
 
 N_USERS, N_ITEMS = 40, 20
@@ -106,3 +107,17 @@ def test_bad_config_is_refused(changes, match):
     settings.update(changes)
     with pytest.raises(ValueError, match=match):
         MFConfig(**settings)
+
+
+@pytest.fixture(scope="module")
+def small_world():
+    return make_world(WorldConfig(n_users=300, n_items=200, seed=3))
+
+
+def test_svd_item_vectors_have_unit_rows_and_zero_rows_for_cold_items(small_world):
+    vectors = svd_item_vectors(small_world.interactions, small_world.n_items, dim=8)
+    norms = vectors.norm(dim=1)
+    cold = torch.tensor(small_world.items["is_cold"].to_numpy())
+    assert vectors.shape == (small_world.n_items, 8)
+    assert torch.allclose(norms[~cold], torch.ones(int((~cold).sum())), atol=1e-5)
+    assert torch.all(norms[cold] == 0)

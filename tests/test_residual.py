@@ -7,7 +7,8 @@ from hypothesis import strategies as st
 
 from dataclasses import fields
 
-from course_lib.quantize.residual import (RQConfig, ResidualQuantizer, residual_quantize)
+from course_lib.quantize.residual import (RQConfig, ResidualQuantizer, residual_decode,
+                                         residual_quantize)
 from course_lib.quantize.vq import VQConfig
 
 PROPERTY = settings(max_examples=30, deadline=None)
@@ -178,3 +179,26 @@ def test_nan_inputs_are_rejected():
 def test_codebook_of_the_wrong_width_is_rejected():
     with pytest.raises(ValueError, match=r"must be \(K, 4\)"):
         residual_quantize(blobs(), [torch.zeros(3, 5)])
+
+
+def test_residual_decode_sums_the_picked_codewords_level_by_level():
+    codebooks = torch.tensor([[[1.0, 0.0], [0.0, 1.0]],
+                              [[0.5, 0.5], [-0.5, 0.0]],
+                              [[0.1, 0.0], [0.0, 0.1]]])                 # (L=3, K=2, D=2)
+    codes = torch.tensor([[0, 1, 1], [1, 0, 0]])
+    assert torch.allclose(residual_decode(codes, codebooks),
+                          torch.tensor([[0.5, 0.1], [0.6, 1.5]]))
+    # the first level only: the coarse reconstruction
+    assert torch.allclose(residual_decode(codes[:, :1], codebooks),
+                          torch.tensor([[1.0, 0.0], [0.0, 1.0]]))
+
+
+def test_residual_decode_inverts_residual_quantize():
+    gen = torch.Generator().manual_seed(0)
+    z, codebooks = torch.randn(50, 4, generator=gen), torch.randn(3, 8, 4, generator=gen)
+    out = residual_quantize(z, codebooks)
+    assert torch.allclose(residual_decode(out.codes, codebooks), out.quantized, atol=1e-6)
+    with pytest.raises(ValueError, match="only 3 codebooks"):
+        residual_decode(torch.zeros(2, 4, dtype=torch.long), codebooks)
+    with pytest.raises(ValueError, match="below the codebook size"):
+        residual_decode(torch.full((2, 3), 8), codebooks)

@@ -12,7 +12,7 @@ from sklearn.metrics import normalized_mutual_info_score
 
 from course_lib.data.world import WorldConfig, make_world
 from course_lib.quantize.kmeans import (balanced_kmeans, balanced_sizes, kmeans,
-                                        hierarchical_kmeans_ids, rq_kmeans, svd_item_vectors)
+                                        hierarchical_kmeans_ids, rq_kmeans)
 from course_lib.quantize.residual import residual_quantize
 
 PROPERTY = settings(max_examples=15, deadline=None)
@@ -122,15 +122,6 @@ def test_hierarchical_children_are_capped_at_an_equal_share_of_their_parent():
 def test_hierarchical_ids_with_enough_levels_are_unique():
     codes = hierarchical_kmeans_ids(blobs(n=64, d=4), n_levels=3, branching=4)
     assert torch.unique(codes, dim=0).shape[0] == 64
-
-
-def test_svd_item_vectors_have_unit_rows_and_zero_rows_for_cold_items(world):
-    vectors = svd_item_vectors(world.interactions, world.n_items, dim=8)
-    norms = vectors.norm(dim=1)
-    cold = torch.tensor(world.items["is_cold"].to_numpy())
-    assert vectors.shape == (world.n_items, 8)
-    assert torch.allclose(norms[~cold], torch.ones(int((~cold).sum())), atol=1e-5)
-    assert torch.all(norms[cold] == 0)
 
 
 # --- bad input -----------------------------------------------------------------------------

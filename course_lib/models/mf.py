@@ -13,6 +13,9 @@ Training: `course_lib.train.fit` on batches {"users": (B,), "items": (B,)} of (u
 pairs, e.g. `shuffled_batches`; a batch may also bring its own "negatives" (B, N).
 Evaluation: `scores(batch)` reads batch["users"] (the batch `evaluate_model` hands over).
 
+`svd_item_vectors` is the other factorisation of the course: item vectors from a truncated SVD
+of the user x item matrix, no training loop, which lesson 05 clusters into collaborative IDs.
+
 Dimensions: B pairs or users in a batch, N negatives per pair, D factor width, U users
 (ids 1..U), I items (ids 1..I, 0 is padding).
 """
@@ -20,10 +23,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 import torch
+from sklearn.decomposition import TruncatedSVD
 from torch import Tensor, nn
 
 from course_lib import losses
+from course_lib.data.world import CONSUMED
 
 
 @dataclass
@@ -101,3 +108,35 @@ class MatrixFactorisation(nn.Module):
                              f"{int(ids.min())}..{int(ids.max())}; drop padding rows, or set "
                              f"MFConfig({field}=...) to the largest id")
         return ids.long()
+
+
+def svd_item_vectors(interactions: pd.DataFrame, n_items: int, dim: int = 32,
+                     seed: int = 0, actions=CONSUMED) -> Tensor:
+    """Collaborative item vectors by a truncated SVD of the binary user x item matrix: the
+    closed-form factorisation (Sarwar et al. 2000), a stand-in for the LightGCN vectors
+    ColaRec clusters into IDs (lesson 05).
+
+    Returns (I, dim), row i - 1 for item i, each row scaled to unit length so that k-means
+    compares items by the direction of their user profile, not by popularity. Items with no
+    interaction (cold items) get a zero row: collaborative IDs cannot place them.
+    """
+    if "action" in interactions and actions is not None:
+        interactions = interactions[interactions["action"].isin(actions)]
+    users = interactions["user"].astype("category").cat.codes.to_numpy()
+    items = interactions["item"].to_numpy() - 1
+    if items.size == 0:
+        raise ValueError("no interactions to factorise; check the `actions` filter")
+    if items.min() < 0 or items.max() >= n_items:
+        raise ValueError(f"item ids must be in [1, {n_items}]; 0 is padding")
+    if not 1 <= dim < min(users.max() + 1, n_items):
+        raise ValueError(f"dim must be in [1, min(users, items) - 1], got {dim}")
+    from scipy.sparse import csr_matrix
+    matrix = csr_matrix((np.ones(len(items)), (users, items)),
+                        shape=(users.max() + 1, n_items))
+    matrix.data[:] = 1.0                                                   # binary, repeats once
+    svd = TruncatedSVD(n_components=dim, random_state=seed).fit(matrix)
+    vectors = svd.components_.T * svd.singular_values_                     # (I, dim)
+    seen = np.bincount(items, minlength=n_items) > 0
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=seen[:, None])
+    return torch.as_tensor(vectors, dtype=torch.float32)

@@ -178,7 +178,7 @@ def next_item_scores(hidden: Tensor, item_embedding: Tensor) -> Tensor:
 
 class SASRec(nn.Module):
     """SASRec over item ids 1..I; `loss(batch)` trains it with `course_lib.train.fit`,
-    `scores(history)` ranks all items for evaluation."""
+    `scores(batch)` ranks all items for evaluation."""
 
     def __init__(self, config: SASRecConfig):
         super().__init__()

@@ -10,8 +10,8 @@
   unassigned items nearest to its centre, then its centre moves to their mean; repeat.
   Equal cluster sizes remove the token imbalance behind the hourglass.
 * **Hierarchical constrained k-means IDs** (the ColaRec recipe, Wang et al. 2024): item
-  vectors from a collaborative-filtering model (here a truncated SVD of the user x item
-  matrix), split into K clusters whose sizes are capped (balanced k-means), then each
+  vectors from a collaborative-filtering model (here `models.mf.svd_item_vectors`, a
+  truncated SVD of the user x item matrix), split into K clusters whose sizes are capped (balanced k-means), then each
   cluster split again on its own items, L times. Unlike residual codes, a child token only
   means something under its parent.
 
@@ -22,13 +22,11 @@ from __future__ import annotations
 import math
 from typing import NamedTuple
 
-import numpy as np
-import pandas as pd
 import torch
 import torch.nn.functional as F
-from sklearn.decomposition import TruncatedSVD
 from torch import Tensor
 
+from course_lib.quantize.residual import residual_levels
 from course_lib.quantize.semantic_ids import rank_within_groups
 from course_lib.quantize.vq import nearest_codes
 
@@ -250,52 +248,24 @@ def rq_kmeans(x, n_levels: int = 3, codebook_size: int = 256, *, balanced: bool 
     long-tailed data); balanced k-means counts every item once and refuses it. `n_init`
     k-means++ restarts per level keep the best (plain k-means only).
     """
-    residual = check_vectors(x, n_levels, codebook_size).clone()          # r_0 = x  (N, D)
+    x = check_vectors(x, n_levels, codebook_size)                         # r_0 = x  (N, D)
     if sample_weight is not None and balanced:
         raise ValueError("balanced k-means gives every item the same weight; pass "
                          "sample_weight=None with balanced=True")
-    codes, codebooks = [], []
-    for level in range(n_levels):
+    codebooks = []
+
+    def fit_level(level: int, residual: Tensor) -> tuple[Tensor, Tensor]:
         if balanced:
             centres, labels = balanced_kmeans(residual, codebook_size, seed=seed + level,
                                              fill=fill)
         else:
             centres, labels = kmeans(residual, codebook_size, seed=seed + level,
                                      sample_weight=sample_weight, n_init=n_init)
-        residual = residual - centres[labels]                              # r_{l+1}
-        codes.append(labels)
         codebooks.append(centres)
-    return RQKMeansResult(torch.stack(codes, dim=1), torch.stack(codebooks))
+        return labels, centres[labels]
 
-
-def svd_item_vectors(interactions: pd.DataFrame, n_items: int, dim: int = 32,
-                     seed: int = 0, actions=("click", "like", "conversion")) -> Tensor:
-    """Collaborative item vectors: truncated SVD of the binary user x item matrix.
-
-    Returns (I, dim), row i - 1 for item i, each row scaled to unit length so that k-means
-    compares items by the direction of their user profile, not by popularity. Items with no
-    interaction (cold items) get a zero row: collaborative IDs cannot place them.
-    """
-    if "action" in interactions and actions is not None:
-        interactions = interactions[interactions["action"].isin(actions)]
-    users = interactions["user"].astype("category").cat.codes.to_numpy()
-    items = interactions["item"].to_numpy() - 1
-    if items.size == 0:
-        raise ValueError("no interactions to factorise; check the `actions` filter")
-    if items.min() < 0 or items.max() >= n_items:
-        raise ValueError(f"item ids must be in [1, {n_items}]; 0 is padding")
-    if not 1 <= dim < min(users.max() + 1, n_items):
-        raise ValueError(f"dim must be in [1, min(users, items) - 1], got {dim}")
-    from scipy.sparse import csr_matrix
-    matrix = csr_matrix((np.ones(len(items)), (users, items)),
-                        shape=(users.max() + 1, n_items))
-    matrix.data[:] = 1.0                                                   # binary, repeats once
-    svd = TruncatedSVD(n_components=dim, random_state=seed).fit(matrix)
-    vectors = svd.components_.T * svd.singular_values_                     # (I, dim)
-    seen = np.bincount(items, minlength=n_items) > 0
-    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-    vectors = np.divide(vectors, norms, out=np.zeros_like(vectors), where=seen[:, None])
-    return torch.as_tensor(vectors, dtype=torch.float32)
+    steps = residual_levels(x, n_levels, fit_level)
+    return RQKMeansResult(steps.codes, torch.stack(codebooks))
 
 
 def hierarchical_kmeans_ids(x, n_levels: int = 3, branching: int = 16, seed: int = 0,

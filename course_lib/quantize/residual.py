@@ -13,15 +13,16 @@ k-means-init and dead-code options), so the training loss is
 
     sum_l ||sg[r_l] - e^l_{c_l}||^2 + beta ||r_l - sg[e^l_{c_l}]||^2.
 
-`residual_quantize` is the same recursion as a plain function for fixed codebooks (what
-RQ-KMeans produces, and what the exercise rebuilds).
+The recursion is written once, `residual_levels`; `residual_quantize` runs it with fixed
+codebooks (what RQ-KMeans produces, and what the exercise rebuilds), `ResidualQuantizer`
+with learned ones, and `residual_decode` sums the picked codewords back into z_hat.
 
 Names: N vectors, D width, L levels, K codes per level.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
-from typing import NamedTuple, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -36,6 +37,40 @@ class ResidualCodes(NamedTuple):
     residuals: Tensor     # (L + 1, N, D) r_0 = z, ..., r_L = z - z_hat
 
 
+def residual_levels(z: Tensor, n_levels: int,
+                    level: Callable[[int, Tensor], tuple[Tensor, Tensor]]) -> ResidualCodes:
+    """The residual recursion, written once for every residual quantizer of the course:
+
+        r_0 = z;  (c_l, e_{c_l}) = level(l, r_l);  r_{l+1} = r_l - e_{c_l};  z_hat = z - r_L
+
+    `level(l, r_l)` says how level l codes the residuals r_l (N, D): the codes c_l (N,) and
+    the picked codewords (N, D). A fixed codebook takes the nearest code
+    (`residual_quantize`), the RQ-VAE its level's `VectorQuantizer`, RQ-KMeans the centres
+    of a k-means fit on r_l. z_hat = z - r_L is the sum of the picked codewords.
+    """
+    residual, codes, residuals = z, [], [z]
+    for l in range(n_levels):
+        c, picked = level(l, residual)
+        residual = residual - picked                                       # r_{l+1}  (N, D)
+        codes.append(c)
+        residuals.append(residual)
+    return ResidualCodes(torch.stack(codes, dim=1), z - residual, torch.stack(residuals))
+
+
+def residual_decode(codes: Tensor, codebooks: Tensor) -> Tensor:
+    """z_hat = sum_l e^l_{c_l}: codes (N, L') with codebooks (L, K, D), L' <= L, -> (N, D).
+    With the first L' levels' codes only, the coarser reconstruction of those levels."""
+    codebooks = torch.as_tensor(codebooks)
+    if codebooks.dim() != 3:
+        raise ValueError(f"codebooks must be (L, K, D), got shape {tuple(codebooks.shape)}")
+    codes = metrics.check_codes(codes, [codebooks.shape[1]] * codes.shape[-1], levels=True)
+    if codes.shape[1] > codebooks.shape[0]:
+        raise ValueError(f"codes have {codes.shape[1]} levels but there are only "
+                         f"{codebooks.shape[0]} codebooks")
+    levels = torch.arange(codes.shape[1], device=codes.device)
+    return codebooks[levels[None, :], codes.to(codebooks.device)].sum(dim=1)   # (N, D)
+
+
 def residual_quantize(z: Tensor, codebooks: Tensor | Sequence[Tensor]) -> ResidualCodes:
     """Quantize z (N, D) with fixed codebooks (L, K, D) (or a list of (K_l, D)), level by level."""
     z = torch.as_tensor(z, dtype=torch.float32)
@@ -45,17 +80,19 @@ def residual_quantize(z: Tensor, codebooks: Tensor | Sequence[Tensor]) -> Residu
         raise ValueError("z contains NaN; fix the inputs before quantizing")
     if len(codebooks) < 1:
         raise ValueError("need at least one codebook (levels >= 1)")
-    residual, codes, residuals = z, [], [z]
-    for level, codebook in enumerate(codebooks):
+    books = []
+    for l, codebook in enumerate(codebooks):
         codebook = torch.as_tensor(codebook, dtype=z.dtype, device=z.device)
         if codebook.dim() != 2 or codebook.shape[1] != z.shape[1]:
-            raise ValueError(f"codebook {level} must be (K, {z.shape[1]}), got shape "
+            raise ValueError(f"codebook {l} must be (K, {z.shape[1]}), got shape "
                              f"{tuple(codebook.shape)}")
-        c = nearest_codes(residual, codebook)                              # (N,)
-        residual = residual - codebook[c]                                  # r_{l+1}
-        codes.append(c)
-        residuals.append(residual)
-    return ResidualCodes(torch.stack(codes, dim=1), z - residual, torch.stack(residuals))
+        books.append(codebook)
+
+    def nearest(l: int, residual: Tensor) -> tuple[Tensor, Tensor]:
+        c = nearest_codes(residual, books[l])                              # (N,)
+        return c, books[l][c]
+
+    return residual_levels(z, len(books), nearest)
 
 
 @dataclass
@@ -123,20 +160,20 @@ class ResidualQuantizer(nn.Module):
     def forward(self, z: Tensor) -> RQResult:
         if z.dim() != 2:
             raise ValueError(f"z must be 2-D (N, D), got shape {tuple(z.shape)}")
-        residual, codes, losses, norms = z, [], [], [z.norm(dim=1).mean()]
-        for quantizer in self.levels:
-            out = quantizer(residual)
+        losses = []
+
+        def quantize_level(l: int, residual: Tensor) -> tuple[Tensor, Tensor]:
+            out = self.levels[l](residual)
+            losses.append(out.loss)
             # The next level codes the error left by this codeword; its value is fixed
             # (detached) so that the gradient of r_{l+1} w.r.t. z stays the identity.
-            residual = residual - out.quantized.detach()                   # r_{l+1}  (N, D)
-            codes.append(out.codes)
-            losses.append(out.loss)
-            norms.append(residual.norm(dim=1).mean())
-        z_hat = z - residual                                               # sum of codewords
-        quantized = z + (z_hat - z).detach()                               # one STE for the sum
-        return RQResult(quantized=quantized, codes=torch.stack(codes, dim=1),
+            return out.codes, out.quantized.detach()
+
+        steps = residual_levels(z, len(self.levels), quantize_level)
+        quantized = z + (steps.quantized - z).detach()                     # one STE for the sum
+        return RQResult(quantized=quantized, codes=steps.codes,
                         loss=torch.stack(losses).sum(), level_losses=losses,
-                        residual_norms=torch.stack(norms).detach(),
+                        residual_norms=steps.residuals.norm(dim=2).mean(dim=1).detach(),
                         codebook_size=self.config.codebook_size)
 
     @torch.no_grad()
