@@ -13,7 +13,9 @@
   softmax runs over all V_d tokens, as the model defines them; the trie removes invalid
   tokens *before* the top-W choice, not from the normaliser, so a score is the model's own
   probability of the ID, and an ID the model doubts keeps a low score even when it is the
-  only valid one. `beam_search` returns the beams; `beam_items` turns them into item ids.
+  only valid one. `beam_search` returns the beams, one `beam_step` per position;
+  `beam_items` turns them into item ids. `sample_tokens` draws one token per row from
+  softmax(z / tau) instead (sampling rather than search: tau -> 0 is greedy decoding).
 * **Dense retrieval** (SASRec's shared item embedding, PinRec's outcome-conditioned query):
   the score of item i is the inner product <q, v_i>, and `ItemIndex` returns the top k.
   "exact" multiplies by every item vector (torch, any device: the reference); "faiss-flat"
@@ -103,7 +105,8 @@ class BeamResult:
     log_probs: Tensor
 
 
-def _check_temperatures(temperature, depth: int) -> list[float]:
+def check_temperatures(temperature, depth: int) -> list[float]:
+    """One temperature for every position, or one per position: a list of `depth` values > 0."""
     if isinstance(temperature, (int, float)):
         temperature = [float(temperature)] * depth
     temperature = [float(t) for t in temperature]
@@ -114,6 +117,85 @@ def _check_temperatures(temperature, depth: int) -> list[float]:
         raise ValueError(f"temperatures must be finite and > 0, got {temperature}; use a "
                          "small value such as 0.1 for near-greedy decoding")
     return temperature
+
+
+def _check_temperature(temperature) -> float:
+    """One temperature tau > 0 as a float (numbers, numpy scalars and 0-d tensors)."""
+    try:
+        if isinstance(temperature, bool):
+            raise TypeError
+        temperature = float(temperature)
+    except (TypeError, ValueError, RuntimeError):
+        raise TypeError(f"temperature must be one number, got {temperature!r}") from None
+    if not (temperature > 0 and math.isfinite(temperature)):
+        raise ValueError(f"temperature must be finite and > 0, got {temperature}; use a small "
+                         "value such as 0.1 for near-greedy decoding")
+    return temperature
+
+
+def tempered_log_probs(logits: Tensor, temperature: float) -> Tensor:
+    """log softmax(z / tau) over the last axis: (..., V) -> (..., V) (TIGER, section 3.2; the
+    temperature of Hinton et al. 2015, section 2).
+
+    tau divides the logits *before* the softmax: tau < 1 sharpens the distribution (tau -> 0
+    puts all mass on the argmax), tau > 1 flattens it towards uniform, tau = 1 is the model's
+    own distribution. Half-precision logits are promoted to float32 first.
+    """
+    temperature = _check_temperature(temperature)
+    if not isinstance(logits, Tensor) or not logits.dtype.is_floating_point:
+        kind = logits.dtype if isinstance(logits, Tensor) else type(logits).__name__
+        raise TypeError(f"logits must be a float tensor, got {kind}; use logits.float()")
+    dtype = torch.promote_types(logits.dtype, torch.float32)
+    return torch.log_softmax(logits.to(dtype) / temperature, dim=-1)
+
+
+def sample_tokens(logits: Tensor, temperature: float = 1.0,
+                  generator: torch.Generator | None = None) -> Tensor:
+    """One token per row drawn from softmax(z / tau): logits (N, V) -> tokens (N,) long.
+
+    Temperature sampling, the alternative to beam search for writing an ID token by token
+    (TIGER's diversity experiment, section 4, samples IDs this way at tau = 1, 1.5, 2):
+    tau = 1 samples the model's distribution, tau -> 0 approaches greedy decoding (the
+    argmax of every row), tau > 1 explores more. Tokens a constraint forbids should have
+    logit -inf; every row needs at least one finite logit. `generator` (on the logits'
+    device) makes the draw reproducible.
+    """
+    log_probs = tempered_log_probs(logits, temperature)                    # (N, V)
+    if log_probs.dim() != 2:
+        raise ValueError(f"logits must be (N, V), got shape {tuple(log_probs.shape)}")
+    if torch.isnan(log_probs).any():
+        raise ValueError("a row of logits has no finite value (every token masked?) or holds "
+                         "NaN/+inf: there is nothing to sample from")
+    return torch.multinomial(log_probs.exp(), 1, generator=generator).squeeze(1)  # (N,)
+
+
+def beam_step(log_probs: Tensor, step_log_probs: Tensor,
+              beam: int) -> tuple[Tensor, Tensor, Tensor]:
+    """One step of beam search (TIGER, section 3.2): extend every beam by every token and keep
+    the `beam` best of the w x V candidates of each query.
+
+    log_probs (B, w): log p(prefix) of each query's w beams (-inf: a dead beam).
+    step_log_probs (B * w, V): log p(token | prefix); row b * w + j belongs to beam j of
+        query b (-inf: a token the trie forbids).
+    The score of a candidate is log p(prefix) + log p(token | prefix), the log-probability of
+    the longer prefix. Returns (log_probs (B, w'), parent (B, w'), token (B, w')), best first,
+    w' = min(beam, w * V): the new scores, which beam each one extends, and the token it
+    adds. Ties go to the earlier beam, then the smaller token.
+    """
+    if not isinstance(beam, int) or isinstance(beam, bool) or beam < 1:
+        raise ValueError(f"beam must be an int >= 1, got {beam!r}")
+    if log_probs.dim() != 2 or step_log_probs.dim() != 2:
+        raise ValueError(f"log_probs must be (B, w) and step_log_probs (B * w, V), got shapes "
+                         f"{tuple(log_probs.shape)} and {tuple(step_log_probs.shape)}")
+    batch, width = log_probs.shape
+    size = step_log_probs.shape[1]
+    if step_log_probs.shape[0] != batch * width:
+        raise ValueError(f"step_log_probs needs one row per beam, B * w = {batch} * {width} = "
+                         f"{batch * width}, got {step_log_probs.shape[0]} rows")
+    candidates = log_probs.reshape(-1, 1) + step_log_probs                 # (B * w, V)
+    scores, index = top_k_smaller_index_first(candidates.view(batch, width * size),
+                                              min(beam, width * size))     # (B, w')
+    return scores, index // size, index % size
 
 
 def _model_log_probs(next_token_logits: NextTokenLogits, rows: Tensor, prefixes: Tensor,
@@ -130,8 +212,7 @@ def _model_log_probs(next_token_logits: NextTokenLogits, rows: Tensor, prefixes:
     if logits.device != rows.device:
         raise ValueError(f"next_token_logits returned logits on {logits.device} but the trie "
                          f"is on {rows.device}; move the trie: trie.to({str(logits.device)!r})")
-    dtype = torch.promote_types(logits.dtype, torch.float32)  # half logits: float32 sums
-    log_probs = torch.log_softmax(logits.to(dtype) / temperature, dim=-1)
+    log_probs = tempered_log_probs(logits, temperature)  # half logits: float32 sums
     if torch.isnan(log_probs).any():
         raise ValueError(f"next_token_logits gave NaN or +inf logits at position {d}")
     return log_probs
@@ -167,7 +248,7 @@ def beam_search(next_token_logits: NextTokenLogits, trie: PrefixTrie | SemanticI
         raise ValueError(f"n_queries must be an int >= 1, got {n_queries!r}")
     if not isinstance(beam, int) or beam < 1:
         raise ValueError(f"beam must be an int >= 1, got {beam!r}")
-    temperatures = _check_temperatures(temperature, trie.depth)
+    temperatures = check_temperatures(temperature, trie.depth)
     device = trie.device
     log_probs = torch.zeros(n_queries, 1, device=device)                   # (B, w) w = 1
     prefixes = torch.zeros(n_queries, 1, 0, dtype=torch.long, device=device)  # (B, w, d) d = 0
@@ -179,13 +260,10 @@ def beam_search(next_token_logits: NextTokenLogits, trie: PrefixTrie | SemanticI
         step = _model_log_probs(next_token_logits, rows[alive], flat[alive], size, tau)
         if constrained:                                                    # (N, V_d)
             step = step.masked_fill(~trie.next_token_mask(flat[alive]), float("-inf"))
-        candidates = torch.full((n_queries * width, size), float("-inf"), dtype=step.dtype,
-                                device=device)
-        candidates[alive] = step
-        candidates = log_probs.reshape(-1, 1) + candidates                 # (B * w, V_d)
-        log_probs, index = top_k_smaller_index_first(
-            candidates.view(n_queries, width * size), min(beam, width * size))  # (B, w')
-        parent, token = index // size, index % size
+        step_log_probs = torch.full((n_queries * width, size), float("-inf"),
+                                    dtype=step.dtype, device=device)       # (B * w, V_d)
+        step_log_probs[alive] = step
+        log_probs, parent, token = beam_step(log_probs, step_log_probs, beam)  # (B, w')
         prefixes = torch.cat([prefixes.gather(1, parent[..., None].expand(-1, -1, d)),
                               token[..., None]], dim=2)                    # (B, w', d + 1)
     ids = prefixes.masked_fill(~torch.isfinite(log_probs)[..., None], NO_TOKEN)

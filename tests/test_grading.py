@@ -11,7 +11,8 @@ from course_lib.grading.checks import (CheckFailed, NotImplementedYet, close, ex
                                        run_check)
 
 SQUARES = [("zero", (0,), 0), ("two", (2,), 4), ("minus three", (-3,), 9)]
-LESSONS = ["lesson00", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson09"]
+LESSONS = ["lesson00", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06",
+           "lesson09"]
 
 
 def equal(got, expected):

@@ -9,8 +9,8 @@ from hypothesis import strategies as st
 from torch import Tensor
 
 from course_lib.quantize.semantic_ids import NO_TOKEN, SemanticIds
-from course_lib.retrieval import (BeamResult, ItemIndex, beam_items, beam_search,
-                                  top_k_smaller_index_first)
+from course_lib.retrieval import (BeamResult, ItemIndex, beam_items, beam_search, beam_step,
+                                  sample_tokens, tempered_log_probs, top_k_smaller_index_first)
 
 PROPERTY = settings(max_examples=25, deadline=None)
 t = torch.tensor
@@ -282,6 +282,127 @@ def test_top_k_equals_a_stable_sort_so_ties_go_to_the_smaller_index(values, data
     reference = sorted(range(len(values)), key=lambda i: (-values[i], i))[:k]
     assert columns[0].tolist() == reference
     assert top[0].tolist() == [values[i] for i in reference]
+
+
+# --- one beam step, tempered log-probabilities, sampling ---------------------------------------
+
+def candidates_by_sorting(log_probs, step_log_probs, beam):
+    """Every (score, parent, token) of every query, sorted: best first, then earlier beam,
+    then smaller token; the first min(beam, w * V) of each query."""
+    batch, width = log_probs.shape
+    size = step_log_probs.shape[1]
+    out = []
+    for b in range(batch):
+        rows = [(float(log_probs[b, j] + step_log_probs[b * width + j, v]), j, v)
+                for j in range(width) for v in range(size)]
+        rows.sort(key=lambda r: (-r[0], r[1], r[2]))
+        out.append(rows[:min(beam, width * size)])
+    return out
+
+
+@PROPERTY
+@given(st.integers(1, 3), st.integers(1, 3), st.integers(1, 4), st.integers(1, 14), st.data())
+def test_beam_step_keeps_the_best_sums_of_log_probabilities_ties_to_earlier_beam_then_token(
+        batch, width, size, beam, data):
+    def draw(n, values):                   # few distinct values and -inf: ties are common
+        return t(data.draw(st.lists(st.sampled_from(values), min_size=n, max_size=n)))
+    log_probs = draw(batch * width, [-1.0, -0.5, 0.0, float("-inf")])
+    step = draw(batch * width * size, [-3.0, -1.0, -0.5, float("-inf")])
+    log_probs, step = log_probs.view(batch, width), step.view(batch * width, size)
+    scores, parent, token = beam_step(log_probs, step, beam)
+    for b, expected in enumerate(candidates_by_sorting(log_probs, step, beam)):
+        assert scores[b].tolist() == [r[0] for r in expected]
+        finite = [i for i, r in enumerate(expected) if r[0] > float("-inf")]
+        assert [parent[b, i].item() for i in finite] == [expected[i][1] for i in finite]
+        assert [token[b, i].item() for i in finite] == [expected[i][2] for i in finite]
+
+
+def test_beam_step_ranks_by_the_product_of_probabilities_not_their_sum():
+    # p(prefix) p(token): 0.6 * 0.6 = 0.36 beats 0.3 * 0.95 = 0.285, although 0.3 + 0.95 > 1.2
+    log_probs = t([[0.6, 0.3]]).log()
+    step = t([[0.6, 0.4], [0.95, 0.05]]).log()
+    scores, parent, token = beam_step(log_probs, step, beam=1)
+    assert (parent.item(), token.item()) == (0, 0)
+    assert scores.exp().item() == pytest.approx(0.36)
+
+
+def test_beam_step_keeps_at_most_every_candidate():
+    scores, parent, token = beam_step(torch.zeros(2, 1), torch.zeros(2, 3).log_softmax(1), 5)
+    assert scores.shape == parent.shape == token.shape == (2, 3)
+    assert token.tolist() == [[0, 1, 2], [0, 1, 2]]
+
+
+def test_beam_step_needs_one_row_of_step_log_probs_per_beam():
+    with pytest.raises(ValueError, match=r"one row per beam, B \* w = 2 \* 3 = 6, got 3 rows"):
+        beam_step(torch.zeros(2, 3), torch.zeros(3, 4), beam=2)
+
+
+def test_beam_search_is_one_beam_step_per_position_over_the_masked_model():
+    ids = catalogue(n_items=60, n_codes=5, levels=2, seed=3)
+    n_queries, beam = 3, 4
+    model = table_model(n_queries, ids.vocab_sizes, seed=3)
+    log_probs = torch.zeros(n_queries, 1)
+    prefixes = torch.zeros(n_queries, 1, 0, dtype=torch.long)
+    for d in range(len(ids.vocab_sizes)):
+        width = log_probs.shape[1]
+        flat = prefixes.reshape(n_queries * width, d)
+        rows = torch.arange(n_queries).repeat_interleave(width)
+        step = tempered_log_probs(model(rows, flat), 1.0)
+        step = step.masked_fill(~ids.trie.next_token_mask(flat), float("-inf"))
+        log_probs, parent, token = beam_step(log_probs, step, beam)
+        prefixes = torch.cat([prefixes.gather(1, parent[..., None].expand(-1, -1, d)),
+                              token[..., None]], dim=2)
+    result = beam_search(model, ids, n_queries, beam)
+    assert torch.equal(result.ids, prefixes)
+    assert torch.allclose(result.log_probs, log_probs)
+
+
+@pytest.mark.parametrize("temperature", [0.3, 1.0, 2.5])
+def test_tempered_log_probs_divide_the_logits_before_the_softmax(temperature):
+    logits = torch.randn(4, 6, generator=torch.Generator().manual_seed(0))
+    expected = torch.log_softmax(logits / temperature, dim=-1)
+    assert torch.allclose(tempered_log_probs(logits, temperature), expected)
+
+
+def test_tempered_log_probs_of_half_logits_are_float32():
+    assert tempered_log_probs(torch.zeros(2, 3, dtype=torch.float16), 1.0).dtype == torch.float32
+
+
+@pytest.mark.parametrize("temperature", [0.0, -0.5, float("inf"), float("nan")])
+def test_tempered_log_probs_refuse_a_temperature_that_is_not_positive_and_finite(temperature):
+    with pytest.raises(ValueError, match="temperature must be finite and > 0"):
+        tempered_log_probs(torch.zeros(1, 3), temperature)
+
+
+@pytest.mark.parametrize("temperature", [0.5, 1.0, 2.0])
+def test_sampled_token_frequencies_match_the_tempered_softmax(temperature):
+    logits = t([[2.0, 1.0, 0.0, -1.0], [0.0, 0.0, 3.0, float("-inf")]])
+    n = 20_000
+    tokens = sample_tokens(logits.repeat_interleave(n, dim=0), temperature,
+                           torch.Generator().manual_seed(0)).view(2, n)   # (rows, draws)
+    frequencies = torch.stack([torch.bincount(row, minlength=4) for row in tokens]) / n
+    expected = torch.softmax(logits / temperature, dim=-1)
+    assert (frequencies - expected).abs().max() < 0.015                    # ~4 standard errors
+    assert frequencies[1, 3] == 0                                          # a masked token
+
+
+def test_a_small_temperature_samples_the_argmax_like_greedy_decoding():
+    logits = torch.randn(500, 7, generator=torch.Generator().manual_seed(1))
+    tokens = sample_tokens(logits, 1e-3, torch.Generator().manual_seed(1))
+    assert torch.equal(tokens, logits.argmax(dim=1))
+
+
+def test_the_same_generator_seed_draws_the_same_tokens():
+    logits = torch.zeros(100, 5)
+    first = sample_tokens(logits, 1.0, torch.Generator().manual_seed(7))
+    again = sample_tokens(logits, 1.0, torch.Generator().manual_seed(7))
+    assert first.dtype == torch.long and first.shape == (100,)
+    assert torch.equal(first, again)
+
+
+def test_a_row_with_every_token_masked_cannot_be_sampled():
+    with pytest.raises(ValueError, match="nothing to sample from"):
+        sample_tokens(t([[0.0, 1.0], [float("-inf"), float("-inf")]]), 1.0)
 
 
 # --- the item index -------------------------------------------------------------------------

@@ -188,6 +188,52 @@ def test_trie_rejects_tokens_beyond_their_vocabulary():
         PrefixTrie(t([[0, 5]]), [2, 2])
 
 
+# --- retrieval by prefix (cold items) -----------------------------------------------------
+
+@PROPERTY
+@given(small_codes(max_items=20, max_levels=3, max_code=2), st.data())
+def test_items_with_prefix_are_exactly_the_items_whose_id_starts_with_it(codes, data):
+    ids = SemanticIds.from_codes(codes)
+    d = data.draw(st.integers(0, ids.table.shape[1]))
+    prefixes = t(data.draw(st.lists(st.lists(st.integers(-1, 3), min_size=d, max_size=d),
+                                    min_size=1, max_size=6)), dtype=torch.long)
+    prefixes = prefixes.reshape(len(prefixes), d)                          # (B, d), d may be 0
+    found = ids.items_with_prefix(prefixes)
+    assert len(found) == len(prefixes)
+    for items, prefix in zip(found, prefixes.tolist()):
+        expected = [i + 1 for i, row in enumerate(ids.table.tolist()) if row[:d] == prefix]
+        assert items.tolist() == expected                                  # ascending item ids
+
+
+def test_the_empty_prefix_reaches_every_item_and_a_full_id_its_own():
+    ids = SemanticIds.from_codes(t([[1, 2], [0, 0], [1, 2], [1, 0]]))
+    every = ids.items_with_prefix(torch.zeros(1, 0, dtype=torch.long))
+    own = ids.items_with_prefix(ids.table)
+    assert every[0].tolist() == [1, 2, 3, 4]
+    assert [items.tolist() for items in own] == [[1], [2], [3], [4]]
+
+
+def test_a_cold_item_quantized_like_the_others_is_found_by_its_prefix():
+    warm = t([[1, 2], [0, 0], [1, 0]])
+    cold = t([[1, 2]])                     # no interactions, but the same quantizer's codes
+    ids = SemanticIds.from_codes(torch.cat([warm, cold]), codebook_sizes=[2, 3])
+    assert ids.items_with_prefix(t([[1, 2]]))[0].tolist() == [1, 4]
+    assert ids.items_with_prefix(t([[1]]))[0].tolist() == [1, 3, 4]
+
+
+def test_a_prefix_with_a_token_outside_its_vocabulary_names_no_item():
+    ids = SemanticIds.from_codes(t([[0, 1], [1, 0]]), codebook_sizes=[2, 2])
+    assert [items.tolist() for items in ids.items_with_prefix(t([[2], [-1], [0]]))] == \
+        [[], [], [1]]
+
+
+def test_a_prefix_longer_than_an_id_is_refused_with_the_shape():
+    ids = SemanticIds.from_codes(t([[0, 1], [1, 0]]))
+    with pytest.raises(ValueError, match=r"prefixes must be \(B, d\) with d <= M = 3, got "
+                                         r"shape \(1, 4\)"):
+        ids.items_with_prefix(t([[0, 1, 0, 0]]))
+
+
 # --- devices -------------------------------------------------------------------------------
 # The "meta" device holds shapes but no data, and refuses to mix with CPU tensors: a trie
 # moved there shows, without a GPU, that a method creates no CPU-only tensor on the way.
@@ -213,6 +259,7 @@ def test_lookups_run_on_the_device_of_the_trie():
     lambda ids, x: ids.trie.valid_next_tokens(x[0, :1]),
     lambda ids, x: ids.item_of(x),
     lambda ids, x: ids.id_of(x[:, 0]),
+    lambda ids, x: ids.items_with_prefix(x[:, :2]),
 ])
 def test_inputs_on_another_device_are_refused_with_the_fix(call):
     ids = SemanticIds.from_codes(t([[0, 1], [1, 0]])).to("meta")
@@ -235,6 +282,9 @@ def test_every_lookup_on_cuda_equals_cpu():
                                cpu.trie.contains(probe[:, :d]))
             assert torch.equal(gpu.trie.next_token_mask(probe[:, :d].cuda()).cpu(),
                                cpu.trie.next_token_mask(probe[:, :d]))
+            for on_gpu, on_cpu in zip(gpu.items_with_prefix(probe[:, :d].cuda()),
+                                      cpu.items_with_prefix(probe[:, :d])):
+                assert torch.equal(on_gpu.cpu(), on_cpu)
         assert gpu.trie.valid_next_tokens([0]) == cpu.trie.valid_next_tokens([0])
         assert torch.equal(gpu.trie.ids().cpu(), cpu.trie.ids())
         assert cpu.table[3].tolist() in gpu.trie

@@ -148,3 +148,52 @@ def test_batches_carry_events_aligned_with_inputs_and_targets():
     assert batch["timestamps"].tolist() == [[0, 0, 20]]
     assert batch["target_timestamps"].tolist() == [[0, 20, 30]]
     assert "actions" not in batch
+
+
+# --- (history, next item) examples for models that predict one item -----------------------------
+
+from course_lib.data.sequences import next_item_examples  # noqa: E402
+
+
+def _all_examples(train, max_len, **kwargs):
+    batches = list(next_item_examples(train, max_len, batch_size=3, **kwargs))
+    return {name: torch.cat([b[name] for b in batches]) for name in batches[0]}
+
+
+def test_examples_pair_every_target_with_the_items_before_it():
+    train = {7: np.array([1, 2, 3, 4]), 9: np.array([5]), 3: np.array([6, 8])}
+    out = _all_examples(train, max_len=2)
+    rows = sorted(zip(out["users"].tolist(), out["history"].tolist(), out["targets"].tolist()))
+    assert rows == [(3, [0, 6], 8),                      # left-padded
+                    (7, [0, 1], 2), (7, [1, 2], 3), (7, [2, 3], 4)]  # oldest dropped at max_len
+    # user 9 has one item: no target with a history, no example
+
+
+def test_last_keeps_only_each_users_newest_targets():
+    train = {1: np.arange(1, 8), 2: np.array([8, 9])}
+    out = _all_examples(train, max_len=3, last=2)
+    rows = sorted(zip(out["users"].tolist(), out["targets"].tolist()))
+    assert rows == [(1, 6), (1, 7), (2, 9)]
+
+
+def test_examples_repeat_with_the_seed_and_reshuffle_without_it():
+    train = {u: np.arange(1, 10) for u in range(1, 6)}
+    first = _all_examples(train, max_len=4, seed=1)
+    assert all(torch.equal(first[k], _all_examples(train, max_len=4, seed=1)[k]) for k in first)
+    assert not torch.equal(first["targets"], _all_examples(train, max_len=4, seed=2)["targets"])
+    batch = next(next_item_examples(train, 4, batch_size=16))
+    assert batch["history"].shape == (16, 4)
+    assert batch["targets"].shape == batch["users"].shape == (16,)
+
+
+@pytest.mark.parametrize("call, phrase", [
+    (lambda: next_item_examples({1: np.array([1, 2])}, 0, 4), "max_len must be an int >= 1"),
+    (lambda: next_item_examples({1: np.array([1, 2])}, 3, 0), "batch_size must be an int >= 1"),
+    (lambda: next_item_examples({1: np.array([1, 2])}, 3, 4, last=0), "last must be an int >= 1"),
+    (lambda: next_item_examples({}, 3, 4), "train is empty"),
+    (lambda: next_item_examples({1: np.array([1]), 2: np.array([3])}, 3, 4), "no user has 2"),
+    (lambda: next_item_examples({1: np.array([1, 0, 2])}, 3, 4), "0 is padding"),
+])
+def test_bad_example_arguments_say_what_to_fix(call, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        call()

@@ -15,6 +15,8 @@ import numpy as np
 import pandas as pd
 import torch
 
+from course_lib.train import shuffled_batches
+
 
 def user_sequences(interactions: pd.DataFrame, actions=None) -> dict[int, np.ndarray]:
     """Each user's items in time order (ties keep the frame's order).
@@ -289,3 +291,52 @@ def next_item_batches(train: dict[int, np.ndarray], n_items: int, max_len: int,
                                    max_len + 1)                  # (B, T + 1)
                 batch[name], batch["target_" + name] = aligned[:, :-1], aligned[:, 1:]
         yield batch
+
+
+def next_item_examples(train: dict[int, np.ndarray], max_len: int, batch_size: int,
+                       seed: int = 0, last: int | None = None
+                       ) -> Iterator[dict[str, torch.Tensor]]:
+    """Shuffled (history, next item) pairs, one row per target: for models that read a
+    history and predict ONE item (TIGER's encoder-decoder), where `next_item_batches` gives
+    a target at every position of a sequence.
+
+    Every position p >= 1 of every training sequence s is a target, and its history is
+    s[p - max_len : p], the up-to-`max_len` items before it, left-padded. `last` keeps only
+    each user's `last` newest targets (a quick profile's shortcut; None keeps them all). The
+    seed fixes the order, so an epoch is repeatable (`seed=epoch` in `train.fit`).
+
+    Each batch: users (B,), history (B, max_len) item ids with 0 = padding, targets (B,).
+    """
+    for name, value in (("max_len", max_len), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    if last is not None and (isinstance(last, bool) or not isinstance(last, int) or last < 1):
+        raise ValueError(f"last must be an int >= 1 (targets kept per user) or None for all, "
+                         f"got {last!r}")
+    if not train:
+        raise ValueError("train is empty: no user to make examples from; check the split "
+                         "(leave_one_out drops users with fewer than 3 items)")
+    sequences = [np.asarray(s) for s in train.values()]
+    for user, seq in zip(train, sequences):
+        if seq.ndim != 1 or (seq.size and seq.min() < 1):
+            raise ValueError(f"the sequence of user {user} must be 1-D item ids >= 1 (0 is "
+                             f"padding), got {seq!r}")
+    lengths = np.array([len(s) for s in sequences])
+    flat = np.concatenate([np.zeros(1, dtype=np.int64)] + sequences).astype(np.int64)
+    starts = np.cumsum(lengths) - lengths + 1                # flat[starts[u]] = s_u[0]
+    # Targets: positions p in [first, n), first = 1, or n - last to keep the newest `last`.
+    first = np.ones_like(lengths) if last is None else np.maximum(1, lengths - last)
+    counts = np.maximum(lengths - first, 0)                  # targets per user
+    if counts.sum() == 0:
+        raise ValueError("no user has 2 training items, so there is no (history, target) "
+                         "pair; every target needs at least one item before it")
+    user_of = np.repeat(np.arange(len(lengths)), counts)     # (E,) one row per example
+    nth = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    position = first[user_of] + nth                          # (E,) the target's position p
+    at = starts[user_of] + position                          # (E,) target's index in flat
+    window = at[:, None] + np.arange(-max_len, 0)            # (E, max_len) the items before
+    window = np.where(window >= starts[user_of][:, None], window, 0)  # older than s_u[0]: pad
+    examples = {"users": torch.as_tensor(np.fromiter(train, dtype=np.int64)[user_of]),
+                "history": torch.as_tensor(flat[window]),
+                "targets": torch.as_tensor(flat[at])}
+    return shuffled_batches(examples, batch_size, seed=seed)

@@ -9,8 +9,10 @@ M = L + 1 tokens per item.
 A generative recommender decodes an ID token by token; most token sequences name no item.
 `PrefixTrie` stores every prefix of every valid ID, so a constrained beam search can ask
 which next tokens keep a prefix valid (`valid_next_tokens`, or `next_token_mask` for a whole
-batch of beams at once). Both `PrefixTrie` and `SemanticIds` live on one device
-(`.to(device)` gives a moved copy); tensors passed to them must be on that device.
+batch of beams at once); `SemanticIds.items_with_prefix` lists the items below a prefix,
+which is how a generated prefix reaches cold items. Both `PrefixTrie` and `SemanticIds`
+live on one device (`.to(device)` gives a moved copy); tensors passed to them must be on
+that device.
 
 Names: N items, L code levels, M = L + 1 tokens per semantic ID, B a batch of IDs or
 prefixes, V_d the vocabulary size at position d. Item ids run 1..I; 0 means "no item".
@@ -18,6 +20,7 @@ prefixes, V_d the vocabulary size at position d. Item ids run 1..I; 0 means "no 
 from __future__ import annotations
 
 import copy
+import math
 from typing import Sequence
 
 import torch
@@ -104,6 +107,20 @@ def _keys(ids: Tensor, sizes: Sequence[int]) -> list[Tensor]:
     return keys
 
 
+def _key_ranges(sorted_keys: Tensor, low: Tensor, high: Tensor) -> tuple[Tensor, Tensor]:
+    """Where each range [low_b, high_b) falls in `sorted_keys`: (rows (C,), positions (C,)),
+    one entry per key inside a range, rows ascending. Two binary searches, no loop.
+
+    The descendants of a prefix with key p, s positions further down, are exactly the keys
+    in [p * S, (p + 1) * S), S = V_d * ... * V_{d+s-1}: a subtree is one contiguous range.
+    """
+    start = torch.searchsorted(sorted_keys, low)                           # (B,)
+    counts = torch.searchsorted(sorted_keys, high) - start                 # keys per range
+    rows = torch.repeat_interleave(torch.arange(len(low), device=low.device), counts)  # (C,)
+    offset = torch.arange(len(rows), device=low.device) - (torch.cumsum(counts, 0) - counts)[rows]
+    return rows, start[rows] + offset
+
+
 class PrefixTrie:
     """Every prefix of every valid semantic ID, for constrained decoding (TIGER, 3.2).
 
@@ -179,18 +196,14 @@ class PrefixTrie:
         if not 0 <= d < self.depth:
             raise ValueError(f"prefixes must be (B, d) with 0 <= d < {self.depth}, got shape "
                              f"{tuple(prefixes.shape)}; a full ID has no next token")
-        size, device = self.vocab_sizes[d], self.device
+        size = self.vocab_sizes[d]
         keys = self._prefix_keys(prefixes)                                 # (B,) -1: invalid
         nodes = self._nodes[d + 1]                                         # sorted, depth d + 1
-        # The children of prefix key p are the nodes in [p * V_d, (p + 1) * V_d): find each
-        # prefix's range with two binary searches, then mark the tokens inside it. (Key -1
-        # gives [-V_d, 0), which holds no node.)
-        start = torch.searchsorted(nodes, keys * size)                     # (B,)
-        counts = torch.searchsorted(nodes, (keys + 1) * size) - start      # children per prefix
-        rows = torch.repeat_interleave(torch.arange(len(keys), device=device), counts)  # (C,)
-        offset = torch.arange(len(rows), device=device) - (torch.cumsum(counts, 0) - counts)[rows]
-        mask = torch.zeros(len(keys), size, dtype=torch.bool, device=device)
-        mask[rows, nodes[start[rows] + offset] % size] = True              # (B, V_d)
+        # The children of prefix key p are the nodes in [p * V_d, (p + 1) * V_d); mark the
+        # tokens inside each prefix's range. (Key -1 gives [-V_d, 0), which holds no node.)
+        rows, positions = _key_ranges(nodes, keys * size, (keys + 1) * size)  # (C,), (C,)
+        mask = torch.zeros(len(keys), size, dtype=torch.bool, device=self.device)
+        mask[rows, nodes[positions] % size] = True                         # (B, V_d)
         return mask
 
     def valid_next_tokens(self, prefix: Sequence[int]) -> list[int]:
@@ -274,3 +287,30 @@ class SemanticIds:
         keys = self.trie._prefix_keys(ids)
         pos = torch.searchsorted(self._sorted_keys, keys).clamp_max(self.n_items - 1)
         return torch.where(valid, self._items_by_key[pos], torch.zeros_like(pos))
+
+    def items_with_prefix(self, prefixes: Tensor) -> list[Tensor]:
+        """Every item whose semantic ID starts with each prefix: (B, d), 0 <= d <= M -> a list
+        of B long tensors of item ids, each ascending (empty when no ID has the prefix).
+
+        Retrieval by prefix, the way TIGER reaches cold items (its cold-start experiment,
+        section 4: a generated ID whose first L codes match an unseen item retrieves it). A
+        cold item (content, no interactions) gets its codes from the same quantizer as every
+        other item, so it sits under the same prefixes as warm items with similar content, and
+        a generated prefix finds it although no training ID ever named it. The IDs under a
+        prefix form one contiguous range of the sorted mixed-radix keys, found by two binary
+        searches per prefix (no loop over items). d = 0 gives every item; d = M at most one.
+        A list, not a padded tensor: the number of items per prefix varies widely.
+        """
+        prefixes = _on_device(prefixes, self.device, "prefixes", "semantic_ids")
+        depth = self.table.shape[1]
+        if prefixes.dim() != 2 or prefixes.shape[1] > depth:
+            raise ValueError(f"prefixes must be (B, d) with d <= M = {depth}, got shape "
+                             f"{tuple(prefixes.shape)}; for one prefix use prefix[None]")
+        d = prefixes.shape[1]
+        span = math.prod(self.vocab_sizes[d:])                   # full IDs below one prefix
+        keys = self.trie._prefix_keys(prefixes)                  # (B,) -1: token out of range
+        rows, positions = _key_ranges(self._sorted_keys, keys * span, (keys + 1) * span)
+        items = self._items_by_key[positions]                              # (C,) in key order
+        order = torch.argsort(rows * (self.n_items + 1) + items)           # by row, then item
+        counts = torch.bincount(rows, minlength=len(prefixes)).tolist()
+        return list(items[order].split(counts))
