@@ -52,6 +52,7 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from course_lib import metrics
+from course_lib.retrieval import in_rows
 
 OPTIMIZERS = ("adam", "adamw")
 
@@ -355,7 +356,7 @@ def _check_k_within(ks: tuple[int, ...], n_items: int) -> None:
 def _drop_history(topk: Tensor, history: Tensor, targets: Tensor) -> Tensor:
     """topk (B, K) with the history items (other than the target) removed and the rest moved
     left, in order; freed slots at the end hold 0 (an empty slot for ranks_from_topk)."""
-    seen = (topk[:, :, None] == history[:, None, :]).any(dim=2)            # (B, K)
+    seen = in_rows(topk, history)                                          # (B, K)
     keep = (topk > 0) & (~seen | (topk == targets[:, None]))
     order = (~keep).to(torch.uint8).argsort(dim=1, stable=True)             # kept first
     return torch.where(keep, topk, torch.zeros_like(topk)).gather(1, order)
