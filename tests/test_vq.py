@@ -235,3 +235,10 @@ def test_integer_input_is_rejected():
 def test_bad_options_are_rejected_with_the_paper_value(option, value, phrase):
     with pytest.raises(ValueError, match=phrase):
         VQConfig(codebook_size=4, dim=2, **{option: value})
+
+
+def test_nearest_codes_with_a_width_mismatch_says_what_to_change():
+    with pytest.raises(ValueError, match=r"must share the width D, got shapes \(5, 3\) and \(4, 2\)"):
+        vq.nearest_codes(torch.zeros(5, 3), torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="codebook is empty"):
+        vq.nearest_codes(torch.zeros(5, 3), torch.zeros(0, 3))
