@@ -74,20 +74,29 @@ class Profile:
     # Per dataset. The world's short, strongly sequential histories train fast at 1e-2 and
     # stop improving within 10 epochs; MovieLens uses the SASRec paper's 1e-3.
     training: dict[str, Training] = field(default_factory=dict)
+    # TIGER (lesson 06): keyword arguments of TIGERConfig ({} = the paper's sizes: 4 + 4
+    # layers, 6 heads x 64, d_model 128, MLP 1024, dropout 0.1, 20 history items) and the
+    # optimizer steps to train for (batch 256; the paper trains 200k steps).
+    tiger: dict = field(default_factory=dict)
+    tiger_steps: int = 20_000
 
 
 def _quick() -> Profile:
     return Profile(name="quick", world=WorldConfig(n_users=1000, n_items=500),
                    dataset="world", epochs=20, batch_size=128, d_model=64, max_len=50,
                    training={"world": Training(lr=1e-2, epochs=10),
-                             "movielens": Training(lr=1e-3, epochs=20)})
+                             "movielens": Training(lr=1e-3, epochs=20)},
+                   tiger=dict(encoder_layers=2, decoder_layers=2, n_heads=2, d_head=32,
+                              d_model=64, d_mlp=128, dropout=0.0, max_items=2),
+                   tiger_steps=200)
 
 
 def _full() -> Profile:
     return Profile(name="full", world=WorldConfig(n_users=10_000, n_items=5_000),
                    dataset="movielens", epochs=200, batch_size=128, d_model=64, max_len=200,
                    training={"world": Training(lr=1e-2, epochs=10),
-                             "movielens": Training(lr=1e-3, epochs=200)})
+                             "movielens": Training(lr=1e-3, epochs=200)},
+                   tiger={}, tiger_steps=20_000)
 
 
 def get_profile(name: str | None = None) -> Profile:

@@ -61,3 +61,12 @@ def test_unknown_profile_lists_the_choices():
 def test_negative_seed_is_refused():
     with pytest.raises(ValueError, match="non-negative"):
         seed_everything(-1)
+
+
+def test_tiger_sizes_are_the_papers_in_full_and_smaller_in_quick():
+    from course_lib.models.tiger import TIGERConfig
+    quick, full = TIGERConfig(**get_profile("quick").tiger), TIGERConfig(**get_profile("full").tiger)
+    assert full == TIGERConfig()                       # {}: the paper's defaults
+    assert quick.d_model < full.d_model and quick.encoder_layers < full.encoder_layers
+    assert quick.max_items < full.max_items
+    assert 1 <= get_profile("quick").tiger_steps < get_profile("full").tiger_steps
