@@ -86,7 +86,7 @@ def _quick() -> Profile:
                    dataset="world", epochs=20, batch_size=128, d_model=64, max_len=50,
                    training={"world": Training(lr=1e-2, epochs=10),
                              "movielens": Training(lr=1e-3, epochs=20)},
-                   tiger=dict(encoder_layers=2, decoder_layers=2, n_heads=2, d_head=32,
+                   tiger=dict(encoder_layers=1, decoder_layers=2, n_heads=2, d_head=32,
                               d_model=64, d_mlp=128, dropout=0.0, max_items=2),
                    tiger_steps=200)
 
