@@ -1,4 +1,5 @@
 """MovieLens: loading both file layouts, the safe download, the data folder, content vectors."""
+import dataclasses
 import hashlib
 import os
 import zipfile
@@ -309,3 +310,23 @@ def test_movies_sharing_a_genre_are_more_similar_than_random_pairs(real, real_co
 
 def test_pinned_checksums_match_the_real_copy(real):
     movielens._verify(SHARED / ML_LATEST_SMALL, ML_LATEST_SMALL)   # raises on a mismatch
+
+
+def test_event_stream_turns_ratings_into_whole_star_actions():
+    import pandas as pd
+
+    from course_lib.data.datasets import Dataset, event_stream
+    from course_lib.data.sequences import leave_one_out, user_sequences
+    frame = pd.DataFrame({"user": [1, 1, 1, 1], "item": [3, 1, 2, 4],
+                          "timestamp": [10, 20, 30, 40], "rating": [0.5, 3.5, 4.0, 5.0]})
+    data = Dataset("movielens", frame, pd.DataFrame({"item": [1, 2, 3, 4]}),
+                   np.zeros((5, 2), np.float32), leave_one_out(user_sequences(frame), 4))
+    events = event_stream(data)
+    assert events.positive_actions == (4, 5) and events.n_actions == 5
+    assert events.split.actions[1].tolist() == [1, 4, 4, 5]
+    assert events.split.timestamps[1].tolist() == [10, 20, 30, 40]
+    test = events.split.evaluation("test")
+    assert test.targets.tolist() == [4] and test.target_actions.tolist() == [5]
+    without = dataclasses.replace(data, name="other", interactions=frame.drop(columns="rating"))
+    with pytest.raises(ValueError, match="neither world actions nor ratings"):
+        event_stream(without)

@@ -2,8 +2,10 @@
 import time
 
 import numpy as np
+import torch
 import pytest
 
+from course_lib.data.datasets import event_stream, load_dataset
 from course_lib.data.world import ACTIONS, WorldConfig, make_world
 
 
@@ -85,3 +87,16 @@ def test_quick_world_is_fast():
 def test_bad_world_config_says_what_to_change(kwargs, phrase):
     with pytest.raises(ValueError, match=phrase):
         WorldConfig(**kwargs)
+
+
+def test_event_stream_keeps_exposures_and_ends_on_the_consumed_test_target():
+    data = load_dataset("world")
+    events = event_stream(data)
+    assert events.n_actions == 4 and events.positive_actions == (2, 3, 4)
+    stream, consumed = events.split, data.split
+    assert sum(len(s) for s in stream.train.values()) > sum(len(s) for s in consumed.train.values())
+    assert any((a == 1).any() for a in stream.actions.values()), "exposures are kept"
+    test_stream, test_consumed = stream.evaluation("test"), consumed.evaluation("test")
+    assert torch.equal(test_stream.users, test_consumed.users)
+    assert torch.equal(test_stream.targets, test_consumed.targets)
+    assert (test_stream.target_actions >= 2).all()

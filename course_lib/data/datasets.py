@@ -7,6 +7,7 @@ leave-one-out split, with the item table and the items' content vectors.
 Both datasets are turned into sequences the same way: each user's consumed items in time
 order (for the world, its clicks, likes and conversions, `world.CONSUMED`; for MovieLens,
 every rating), with the actions and timestamps of those events kept beside them (`Split`).
+`event_stream` gives HSTU and PinRec every event instead, with actions they can read.
 `standardise` is the one way lessons scale content vectors before a quantizer sees them.
 """
 from __future__ import annotations
@@ -19,7 +20,7 @@ import torch
 
 from course_lib.data.movielens import load_movielens, movie_content
 from course_lib.data.sequences import Split, leave_one_out, user_events, user_sequences
-from course_lib.data.world import CONSUMED, make_world
+from course_lib.data.world import ACTIONS, CONSUMED, make_world
 from course_lib.device import Profile, get_profile
 
 DATASETS = ("world", "movielens")
@@ -75,6 +76,41 @@ def _movielens() -> Dataset:
                           timestamps=user_events(frame, "timestamp"))
     items = ml.items.assign(label=ml.items["title"].str.slice(0, 28))
     return Dataset("movielens", frame, items, movie_content(ml.items), split)
+
+
+@dataclass
+class EventStream:
+    """Every event of every user, for models that read actions (HSTU, PinRec): the split over
+    the whole stream, the number of action ids (1..n_actions, 0 is padding) and the ids that
+    count as positive (a position followed by another action gets no label)."""
+
+    split: Split
+    n_actions: int
+    positive_actions: tuple[int, ...]
+
+
+def event_stream(data: Dataset) -> EventStream:
+    """The whole event stream of `data` as a leave-one-out split with actions and timestamps.
+
+    World: every event, exposures included; actions 1..4 = exposure, click, like,
+    conversion, positive: click, like, conversion. An exposure is logged one second before
+    the item it was shown beside, so a user's last event, the test target, is always a
+    consumed item: the same target as in `data.split`.
+    MovieLens: every rating, as in `data.split`; the action is the rating rounded up to whole
+    stars (1..5), positive: 4 and 5 stars.
+    """
+    frame = data.interactions
+    if data.name == "world":
+        actions, positive = user_events(frame, "action"), tuple(range(2, len(ACTIONS) + 1))
+    elif "rating" in frame.columns:
+        stars = frame.assign(action=np.ceil(frame["rating"]).clip(1, 5).astype(np.int64))
+        actions, positive = user_events(stars, "action"), (4, 5)
+    else:
+        raise ValueError(f"{data.name!r} has neither world actions nor ratings to turn into "
+                         "actions; use data.split (items and timestamps only)")
+    split = leave_one_out(user_sequences(frame), data.n_items, actions=actions,
+                          timestamps=user_events(frame, "timestamp"))
+    return EventStream(split, max(positive), positive)
 
 
 def standardise(content, per_feature: bool = True) -> torch.Tensor:

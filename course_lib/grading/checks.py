@@ -16,7 +16,8 @@ from typing import Any, Callable, Iterable
 import numpy as np
 import torch
 
-__all__ = ["CheckFailed", "NotImplementedYet", "Case", "run_check", "expect_error", "close"]
+__all__ = ["CheckFailed", "NotImplementedYet", "Case", "run_check", "run_naming_mistakes",
+           "expect_error", "close"]
 
 
 class CheckFailed(AssertionError):
@@ -93,3 +94,46 @@ def expect_error(task, fn, args, error, what) -> bool:
                           f"{type(err).__name__}: {err}") from None
     raise CheckFailed(f"{task}: for {what} ({_show(args)}) expected {error.__name__}, "
                       "but your function returned normally")
+
+
+class _Expected:
+    """A case's right answer, the inputs it came from, and the answers of known mistakes as
+    (what the mistake is, its answer). Shown in messages as the right answer alone."""
+
+    def __init__(self, answer, args: tuple, mistakes: list[tuple[str, object]]):
+        self.answer, self.args, self.mistakes = answer, args, mistakes
+
+    def __repr__(self) -> str:
+        return _show(self.answer)
+
+
+def run_naming_mistakes(task: str, fn: Callable, cases, same: Callable,
+                         looks_like: Callable | None = None,
+                         explain: Callable | None = None) -> bool:
+    """`run_check` over cases (name, args, (answer, [(what, wrong answer), ...])), with
+    `same(got, answer, args)` deciding. On a wrong answer the message ends with the first
+    mistake whose answer the learner's matches (`looks_like(got, wrong, args)`, by default
+    `same`), else with `explain(got, answer)` when that recognises something."""
+    looks_like = looks_like or same
+    diagnosis: list[str] = []
+
+    def judged(got, expected: _Expected) -> bool:
+        if same(got, expected.answer, expected.args):
+            return True
+        mistakes = [what for what, wrong in expected.mistakes
+                    if looks_like(got, wrong, expected.args)]
+        if not mistakes and explain is not None:
+            mistakes = [explain(got, expected.answer)]
+        diagnosis[:] = [what for what in mistakes[:1] if what]
+        return False
+
+    # A mistake whose answer would pass on a case says nothing there: drop it.
+    cases = [(name, args, _Expected(answer, args, [(what, wrong) for what, wrong in mistakes
+                                                   if not same(wrong, answer, args)]))
+             for name, args, (answer, mistakes) in cases]
+    try:
+        return run_check(task, fn, cases, judged)
+    except CheckFailed as failure:
+        if not diagnosis:
+            raise
+        raise CheckFailed(f"{failure}\n   this looks like {diagnosis[0]}") from None

@@ -11,12 +11,10 @@ many draws against softmax(z / T).
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from torch import Tensor
 
-from course_lib.grading.checks import CheckFailed, _show, close, expect_error, run_check
+from course_lib.grading.checks import close, expect_error, run_naming_mistakes
 from course_lib.models.tiger import Vocabulary
 from course_lib.quantize.semantic_ids import PrefixTrie, SemanticIds, assign_semantic_ids
 from course_lib.retrieval import beam_step, top_k_smaller_index_first
@@ -26,51 +24,6 @@ __all__ = ["check_encode_ids", "check_decode_tokens", "check_next_token_mask",
 
 t = torch.tensor
 INF = float("inf")
-
-
-# --- naming the mistake -------------------------------------------------------------------
-
-class _Expected:
-    """A case's right answer, the inputs it came from, and the answers of known mistakes as
-    (what the mistake is, its answer). Shown in messages as the right answer alone."""
-
-    def __init__(self, answer, args: tuple, mistakes: list[tuple[str, object]]):
-        self.answer, self.args, self.mistakes = answer, args, mistakes
-
-    def __repr__(self) -> str:
-        return _show(self.answer)
-
-
-def _run_naming_mistakes(task: str, fn: Callable, cases, same: Callable,
-                         looks_like: Callable | None = None,
-                         explain: Callable | None = None) -> bool:
-    """`run_check` over cases (name, args, (answer, [(what, wrong answer), ...])), with
-    `same(got, answer, args)` deciding. On a wrong answer the message ends with the first
-    mistake whose answer the learner's matches (`looks_like(got, wrong, args)`, by default
-    `same`), else with `explain(got, answer)` when that recognises something."""
-    looks_like = looks_like or same
-    diagnosis: list[str] = []
-
-    def judged(got, expected: _Expected) -> bool:
-        if same(got, expected.answer, expected.args):
-            return True
-        mistakes = [what for what, wrong in expected.mistakes
-                    if looks_like(got, wrong, expected.args)]
-        if not mistakes and explain is not None:
-            mistakes = [explain(got, expected.answer)]
-        diagnosis[:] = [what for what in mistakes[:1] if what]
-        return False
-
-    # A mistake whose answer would pass on a case says nothing there: drop it.
-    cases = [(name, args, _Expected(answer, args, [(what, wrong) for what, wrong in mistakes
-                                                   if not same(wrong, answer, args)]))
-             for name, args, (answer, mistakes) in cases]
-    try:
-        return run_check(task, fn, cases, judged)
-    except CheckFailed as failure:
-        if not diagnosis:
-            raise
-        raise CheckFailed(f"{failure}\n   this looks like {diagnosis[0]}") from None
 
 
 def _same_values(got, answer, args) -> bool:
@@ -121,7 +74,7 @@ def check_encode_ids(fn) -> bool:
     for name, (ids, sizes) in _vocabulary_cases():
         wrong = [(what, ids + offsets) for what, offsets in _offset_mistakes(sizes)]
         cases.append((name, (ids, sizes), (Vocabulary(sizes, 0).encode(ids), wrong)))
-    return _run_naming_mistakes("encode_ids", fn, cases, _same_values)
+    return run_naming_mistakes("encode_ids", fn, cases, _same_values)
 
 
 def check_decode_tokens(fn) -> bool:
@@ -135,7 +88,7 @@ def check_decode_tokens(fn) -> bool:
                   tokens - 2)]
         wrong += [(what, tokens - offsets) for what, offsets in _offset_mistakes(sizes)[1:]]
         cases.append((name, (tokens, sizes), (ids, wrong)))
-    _run_naming_mistakes("decode_tokens", fn, cases, _same_values)
+    run_naming_mistakes("decode_tokens", fn, cases, _same_values)
     return expect_error("decode_tokens", fn, (t([[2, 2, 2]]), (4, 4, 2)), ValueError,
                         "a level-1 token (2) at positions 2 and 3, outside their ranges")
 
@@ -224,7 +177,7 @@ def check_next_token_mask(fn) -> bool:
     def looks_like(got, wrong, args):
         return isinstance(got, Tensor) and close(got, wrong)
 
-    return _run_naming_mistakes("next_token_mask", fn, expected, same, looks_like,
+    return run_naming_mistakes("next_token_mask", fn, expected, same, looks_like,
                                 _explain_mask)
 
 
@@ -332,7 +285,7 @@ def check_beam_step(fn) -> bool:
         step = torch.log_softmax(2 * torch.randn(batch * width, size, generator=gen), 1)
         cases.append((f"random {i}", (log_probs, step, beam)))
     cases = [(name, args, (beam_step(*args), _beam_mistakes(*args))) for name, args in cases]
-    return _run_naming_mistakes("beam_step", fn, cases, _same_beams, _same_choice)
+    return run_naming_mistakes("beam_step", fn, cases, _same_beams, _same_choice)
 
 
 # --- task 4: temperature sampling ------------------------------------------------------------
@@ -398,7 +351,7 @@ def check_sample_tokens(fn) -> bool:
                  ("uniform sampling: the logits were ignored", uniform)]
         answer = torch.softmax(logits.double() / temperature, 1).round(decimals=4)
         expected.append((name, (logits, temperature), (answer, wrong)))
-    return _run_naming_mistakes("sample_tokens", _sampled_frequencies(fn), expected,
+    return run_naming_mistakes("sample_tokens", _sampled_frequencies(fn), expected,
                                 _same_distribution)
 
 
@@ -455,4 +408,4 @@ def check_items_with_prefix(fn) -> bool:
     def same(got, answer, args):
         return _lists(got) == answer
 
-    return _run_naming_mistakes("items_with_prefix", fn, expected, same)
+    return run_naming_mistakes("items_with_prefix", fn, expected, same)
