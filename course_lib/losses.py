@@ -85,7 +85,7 @@ def info_nce_loss(queries: Tensor, keys: Tensor, temperature: float = 1.0) -> Te
 def sampled_softmax_loss(pos_scores: Tensor, neg_scores: Tensor,
                          log_q_pos: Tensor | None = None, log_q_neg: Tensor | None = None,
                          accidental_hits: Tensor | None = None,
-                         temperature: float = 1.0) -> Tensor:
+                         temperature: float = 1.0, reduction: str = "mean") -> Tensor:
     """Sampled softmax: -ln of the positive's softmax share among itself and N negatives.
 
     pos_scores (B,), neg_scores (B, N). With the proposal's log-probabilities log_q_pos (B,)
@@ -94,8 +94,12 @@ def sampled_softmax_loss(pos_scores: Tensor, neg_scores: Tensor,
     section 3), subtracted after the temperature so it stays exactly ln q. Leave both None
     for no correction (right only when q is uniform). `accidental_hits` (B, N) bool marks
     negatives that are in fact the positive; they are removed from the softmax.
+    reduction: "mean" over the batch, or "none" for the loss of every row (B,) (PinRec takes
+    the minimum over a window's positives).
     """
     _check_pos_neg(pos_scores, neg_scores)
+    if reduction not in ("mean", "none"):
+        raise ValueError(f"reduction must be 'mean' or 'none', got {reduction!r}")
     _check_temperature(temperature)
     if (log_q_pos is None) != (log_q_neg is None):
         raise ValueError("pass both log_q_pos and log_q_neg (the log-q correction), "
@@ -120,4 +124,5 @@ def sampled_softmax_loss(pos_scores: Tensor, neg_scores: Tensor,
                              f"{tuple(neg.shape)}, e.g. negatives == positives[:, None]")
         neg = neg.masked_fill(accidental_hits, float("-inf"))
     logits = torch.cat([pos.unsqueeze(-1), neg], dim=-1)  # (B, 1 + N), positive first
-    return -torch.log_softmax(logits, dim=-1)[..., 0].mean()
+    per_row = -torch.log_softmax(logits, dim=-1)[..., 0]  # (B,)
+    return per_row.mean() if reduction == "mean" else per_row

@@ -194,3 +194,13 @@ def test_temperature_must_be_positive():
 def test_info_nce_needs_queries_and_keys_of_one_shape():
     with pytest.raises(ValueError, match=r"queries and keys must both be \(B, D\)"):
         L.info_nce_loss(torch.randn(2, 3), torch.randn(3, 3))
+
+
+def test_sampled_softmax_reduction_none_gives_each_rows_loss_and_their_mean_is_the_default():
+    pos, neg = torch.tensor([2.0, -1.0, 0.5]), torch.tensor([[1.0, 0.0], [3.0, 2.0], [0.5, 0.5]])
+    rows = L.sampled_softmax_loss(pos, neg, reduction="none")
+    expected = -torch.log_softmax(torch.cat([pos[:, None], neg], 1), 1)[:, 0]
+    assert torch.allclose(rows, expected)
+    assert torch.allclose(rows.mean(), L.sampled_softmax_loss(pos, neg))
+    with pytest.raises(ValueError, match="reduction"):
+        L.sampled_softmax_loss(pos, neg, reduction="sum")

@@ -13,7 +13,10 @@ What it has, and why each part is there:
   often the *successor* of the previous one in its leaf (a directed pattern only an
   order-aware model can exploit), else from the same leaf, the same sub-category, or a fresh
   top category drawn from the user's interests;
-* action types: exposure (shown, not clicked), click, like and conversion.
+* action types: exposure (shown, not clicked), click, like and conversion. How likely a
+  consumed item is to be liked or converted on depends on the item (its `p_like` and
+  `p_conversion` in the item table, log-normal around the config's rates), so an outcome
+  can be predicted and asked for (lesson 08).
 
 Generation is vectorised over users, one step of every user's walk at a time, so the quick
 world takes well under a second.
@@ -47,8 +50,9 @@ class WorldConfig:
     p_same_sub: float = 0.15                 # the rest: a new top category from the mixture
     mean_session_length: float = 8.0
     p_exposure: float = 0.5                  # an unclicked exposure alongside a consumed item
-    p_like: float = 0.2
-    p_conversion: float = 0.05
+    p_like: float = 0.2                      # mean rates; each item's own rate varies around
+    p_conversion: float = 0.05               # them by a log-normal factor of this spread:
+    outcome_spread: float = 1.0              # 0 gives every item the same rates
     seed: int = 0
 
     def __post_init__(self):
@@ -65,6 +69,8 @@ class WorldConfig:
                              f"{self.min_events} and {self.max_events}")
         if not 0 <= self.cold_fraction < 0.5:
             raise ValueError(f"cold_fraction must be in [0, 0.5), got {self.cold_fraction}")
+        if self.outcome_spread < 0:
+            raise ValueError(f"outcome_spread must be >= 0, got {self.outcome_spread}")
         if self.p_successor + self.p_same_leaf + self.p_same_sub > 1:
             raise ValueError("p_successor + p_same_leaf + p_same_sub must be <= 1")
 
@@ -103,7 +109,8 @@ def make_world(config: WorldConfig | None = None) -> World:
     content = _content_vectors(cfg, tree, rng)
     weight = _popularity(cfg, tree, rng)
     users, walks, lengths = _walks(cfg, tree, weight, rng)
-    events = _events(cfg, walks, lengths, weight, rng)
+    outcome = _outcome_rates(cfg)
+    events = _events(cfg, walks, lengths, weight, outcome, rng)
 
     # Internal order groups items by leaf (handy for sampling); public ids are shuffled so
     # that an item's id says nothing about its category.
@@ -115,6 +122,7 @@ def make_world(config: WorldConfig | None = None) -> World:
         "cat1": tree["top"][order], "cat2": tree["sub"][order], "cat3": tree["leaf"][order],
         "popularity": weight[order] / weight.sum(),
         "is_cold": weight[order] == 0,
+        "p_like": outcome["like"][order], "p_conversion": outcome["conversion"][order],
     })
     content_by_id = np.zeros((cfg.n_items + 1, cfg.content_dim), dtype=np.float32)
     content_by_id[1:] = content[order]
@@ -214,7 +222,20 @@ def _walks(cfg, tree, weight, rng):
     return users, {"items": walks, "new_session": new_session}, lengths
 
 
-def _events(cfg, walks, lengths, weight, rng):
+def _outcome_rates(cfg):
+    """Each item's chance that consuming it is a like / a conversion: the config's rate times
+    a log-normal factor of mean 1 (sigma = outcome_spread), capped so the two sum to <= 0.9.
+    Drawn from a generator of their own, so the walks, times and exposures stay those of
+    the same seed without per-item rates."""
+    rng = np.random.default_rng([cfg.seed, 1])
+    sigma = cfg.outcome_spread
+    factor = np.exp(rng.normal(-sigma ** 2 / 2, sigma, size=(2, cfg.n_items)))
+    like, conversion = cfg.p_like * factor[0], cfg.p_conversion * factor[1]
+    scale = np.minimum(1.0, 0.9 / (like + conversion))
+    return {"like": like * scale, "conversion": conversion * scale}
+
+
+def _events(cfg, walks, lengths, weight, outcome, rng):
     """Timestamps, action types and exposures for the walks; one row per event."""
     items, new_session = walks["items"], walks["new_session"]
     n, t_max = items.shape
@@ -224,7 +245,8 @@ def _events(cfg, walks, lengths, weight, rng):
     start = 1_704_067_200 + rng.integers(0, 60 * 86_400, size=(n, 1))   # 2024-01-01 + 60 d
     timestamp = start + np.cumsum(gap, axis=1).astype(np.int64)
     r = rng.random((n, t_max))
-    action = np.where(r < cfg.p_conversion, 3, np.where(r < cfg.p_conversion + cfg.p_like, 2, 1))
+    p_conversion, p_like = outcome["conversion"][items], outcome["like"][items]   # (n, t_max)
+    action = np.where(r < p_conversion, 3, np.where(r < p_conversion + p_like, 2, 1))
 
     user = np.broadcast_to(np.arange(1, n + 1)[:, None], (n, t_max))
     consumed = pd.DataFrame({"user": user[keep], "item": items[keep],
