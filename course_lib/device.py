@@ -79,6 +79,8 @@ class Profile:
     # optimizer steps to train for (batch 256; the paper trains 200k steps).
     tiger: dict = field(default_factory=dict)
     tiger_steps: int = 20_000
+    # PinRec (lesson 08): the size of the synthetic catalogue that an IVF index is measured on.
+    ann_items: int = 1_000_000
 
 
 def _quick() -> Profile:
@@ -88,7 +90,7 @@ def _quick() -> Profile:
                              "movielens": Training(lr=1e-3, epochs=20)},
                    tiger=dict(encoder_layers=1, decoder_layers=2, n_heads=2, d_head=32,
                               d_model=64, d_mlp=128, dropout=0.0, max_items=2),
-                   tiger_steps=200)
+                   tiger_steps=200, ann_items=200_000)
 
 
 def _full() -> Profile:

@@ -100,3 +100,19 @@ def test_event_stream_keeps_exposures_and_ends_on_the_consumed_test_target():
     assert torch.equal(test_stream.users, test_consumed.users)
     assert torch.equal(test_stream.targets, test_consumed.targets)
     assert (test_stream.target_actions >= 2).all()
+
+
+def test_items_have_their_own_outcome_rates_and_conversions_follow_them(world):
+    rates = world.items.set_index("item")["p_conversion"]
+    assert rates.std() > 0.5 * rates.mean(), "the rates vary across items"
+    consumed = world.interactions[world.interactions["action"] != "exposure"]
+    converted = consumed["action"] == "conversion"
+    high = consumed["item"].map(rates) > rates.median()
+    assert converted[high].mean() > 2 * converted[~high].mean()
+
+
+def test_outcome_rates_leave_the_events_and_times_unchanged():
+    a = make_world(WorldConfig(n_users=50, n_items=100, outcome_spread=0.0))
+    b = make_world(WorldConfig(n_users=50, n_items=100, outcome_spread=1.5))
+    assert a.interactions[["user", "item", "timestamp"]].equals(b.interactions[["user", "item", "timestamp"]])
+    assert (a.interactions["action"] == "exposure").equals(b.interactions["action"] == "exposure")
