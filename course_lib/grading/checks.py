@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 __all__ = ["CheckFailed", "NotImplementedYet", "Case", "run_check", "run_naming_mistakes",
-           "expect_error", "close"]
+           "expect_error", "close", "same_values", "same_mask", "same_integers", "left_padded"]
 
 
 class CheckFailed(AssertionError):
@@ -137,3 +137,28 @@ def run_naming_mistakes(task: str, fn: Callable, cases, same: Callable,
         if not diagnosis:
             raise
         raise CheckFailed(f"{failure}\n   this looks like {diagnosis[0]}") from None
+
+
+# --- comparisons and inputs the lessons' checks share ------------------------------------------
+
+def same_values(got, answer, args=None) -> bool:
+    """`close`, in the (got, answer, args) form `run_naming_mistakes` calls."""
+    return close(got, answer)
+
+
+def same_mask(got, answer, args=None) -> bool:
+    """A bool tensor equal to the answer (a 0/1 float mask is a mistake of its own)."""
+    return isinstance(got, torch.Tensor) and got.dtype == torch.bool and close(got, answer)
+
+
+def same_integers(got, answer, args=None) -> bool:
+    """An integer tensor (not bool, not float) equal to the answer."""
+    return (isinstance(got, torch.Tensor) and not got.dtype.is_floating_point
+            and got.dtype != torch.bool and close(got, answer))
+
+
+def left_padded(gen: torch.Generator, batch: int, length: int, min_length: int = 1) -> torch.Tensor:
+    """(B, T) bool, True on each row's newest min_length..T positions (some rows full): the
+    real events of a random left-padded batch."""
+    lengths = torch.randint(min_length, length + 1, (batch,), generator=gen)
+    return torch.arange(length) >= length - lengths[:, None]              # (B, T)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from course_lib.grading.checks import close, expect_error, run_naming_mistakes
+from course_lib.grading.checks import close, expect_error, run_naming_mistakes, same_values
 from course_lib.models.tiger import Vocabulary
 from course_lib.quantize.semantic_ids import PrefixTrie, SemanticIds, assign_semantic_ids
 from course_lib.retrieval import beam_step, top_k_smaller_index_first
@@ -24,10 +24,6 @@ __all__ = ["check_encode_ids", "check_decode_tokens", "check_next_token_mask",
 
 t = torch.tensor
 INF = float("inf")
-
-
-def _same_values(got, answer, args) -> bool:
-    return close(got, answer)
 
 
 # --- task 1: the vocabulary ----------------------------------------------------------------
@@ -74,7 +70,7 @@ def check_encode_ids(fn) -> bool:
     for name, (ids, sizes) in _vocabulary_cases():
         wrong = [(what, ids + offsets) for what, offsets in _offset_mistakes(sizes)]
         cases.append((name, (ids, sizes), (Vocabulary(sizes, 0).encode(ids), wrong)))
-    return run_naming_mistakes("encode_ids", fn, cases, _same_values)
+    return run_naming_mistakes("encode_ids", fn, cases, same_values)
 
 
 def check_decode_tokens(fn) -> bool:
@@ -88,7 +84,7 @@ def check_decode_tokens(fn) -> bool:
                   tokens - 2)]
         wrong += [(what, tokens - offsets) for what, offsets in _offset_mistakes(sizes)[1:]]
         cases.append((name, (tokens, sizes), (ids, wrong)))
-    run_naming_mistakes("decode_tokens", fn, cases, _same_values)
+    run_naming_mistakes("decode_tokens", fn, cases, same_values)
     return expect_error("decode_tokens", fn, (t([[2, 2, 2]]), (4, 4, 2)), ValueError,
                         "a level-1 token (2) at positions 2 and 3, outside their ranges")
 

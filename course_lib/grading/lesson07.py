@@ -17,7 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.grading.checks import close, run_naming_mistakes
+from course_lib.grading.checks import (close, left_padded, run_naming_mistakes, same_integers,
+                                       same_mask, same_values)
 from course_lib.models import hstu
 from course_lib.models.hstu import HSTUConfig
 
@@ -25,25 +26,6 @@ __all__ = ["check_attention_mask", "check_pointwise_weights", "check_time_bucket
            "check_relative_bias", "check_next_item_labels", "check_falcon_mask"]
 
 t = torch.tensor
-
-
-def _same_values(got, answer, args) -> bool:
-    return close(got, answer)
-
-
-def _same_mask(got, answer, args) -> bool:
-    return isinstance(got, Tensor) and got.dtype == torch.bool and close(got, answer)
-
-
-def _same_integers(got, answer, args) -> bool:
-    return (isinstance(got, Tensor) and not got.dtype.is_floating_point
-            and got.dtype != torch.bool and close(got, answer))
-
-
-def _left_padded(gen: torch.Generator, batch: int, length: int, min_length: int = 1) -> Tensor:
-    """(B, T) bool, True on each row's newest 1..T events (some rows full)."""
-    lengths = torch.randint(min_length, length + 1, (batch,), generator=gen)
-    return torch.arange(length) >= length - lengths[:, None]              # (B, T)
 
 
 # --- task 1a: the causal mask ---------------------------------------------------------------
@@ -100,10 +82,10 @@ def check_attention_mask(fn) -> bool:
                                               [False, False, True]]),))]
     gen = torch.Generator().manual_seed(70)
     for i in range(5):
-        cases.append((f"random {i}", (_left_padded(gen, 4, 6),)))
+        cases.append((f"random {i}", (left_padded(gen, 4, 6),)))
     cases = [(name, args, (hstu.attention_mask(*args), _mask_mistakes(*args)))
              for name, args in cases]
-    return run_naming_mistakes("attention_mask", fn, cases, _same_mask, _same_values,
+    return run_naming_mistakes("attention_mask", fn, cases, same_mask, same_values,
                                 _explain_square_mask)
 
 
@@ -241,7 +223,7 @@ def check_pointwise_weights(fn) -> bool:
                (q, k, bias, candidate_mask, "length")),
               ("candidates against a history, n = 6", (q, k, bias, candidate_mask, 6))]
     for i in range(6):
-        real = _left_padded(gen, 3, 6)
+        real = left_padded(gen, 3, 6)
         heads, d = int(torch.randint(1, 3, (1,), generator=gen)), 2 + i % 3
         divisor = "length" if i % 2 else 7 + i
         cases.append((f"random {i}", _attention_inputs(gen, real, heads, d, 1.5) + (divisor,)))
@@ -250,7 +232,7 @@ def check_pointwise_weights(fn) -> bool:
         answer = hstu.pointwise_weights(q, k, bias, mask, _divisor_of(mask, divisor))
         expected.append((name, (q, k, bias, mask, divisor),
                          (answer, _weights_mistakes(q, k, bias, mask, divisor))))
-    return run_naming_mistakes("pointwise_weights", fn, expected, _same_values,
+    return run_naming_mistakes("pointwise_weights", fn, expected, same_values,
                                 explain=_explain_weights)
 
 
@@ -324,7 +306,7 @@ def check_time_buckets(fn) -> bool:
             cases.append((f"random {len(cases) - 6}", (size * sign,)))
     cases = [(name, args, (hstu.time_buckets(*args), _bucket_mistakes(*args)))
              for name, args in cases]
-    return run_naming_mistakes("time_buckets", fn, cases, _same_integers, _same_values,
+    return run_naming_mistakes("time_buckets", fn, cases, same_integers, same_values,
                                 _explain_buckets)
 
 
@@ -413,12 +395,12 @@ def check_relative_bias(fn) -> bool:
         n_slots = int(torch.randint(3, 9, (1,), generator=gen))
         length = int(torch.randint(1, n_slots + 1, (1,), generator=gen))
         batch = int(torch.randint(1, 4, (1,), generator=gen))
-        real = _left_padded(gen, batch, length) if i % 2 else None
+        real = left_padded(gen, batch, length) if i % 2 else None
         w_p = torch.randn(2 * n_slots - 1, generator=gen, dtype=torch.float64)
         w_t = torch.randn(hstu.N_TIME_BUCKETS + 1, generator=gen, dtype=torch.float64)
         cases.append((f"random {i}", (w_p, w_t, *_event_times(gen, batch, length, real))))
     cases = [(name, args, (_library_bias(*args), _bias_mistakes(*args))) for name, args in cases]
-    return run_naming_mistakes("relative_bias", fn, cases, _same_values)
+    return run_naming_mistakes("relative_bias", fn, cases, same_values)
 
 
 # --- task 4: labels only after a positive action -------------------------------------------
@@ -467,14 +449,14 @@ def check_next_item_labels(fn) -> bool:
               (t([[0, 3, 4, 5], [6, 7, 8, 9]]), t([[0, 2, 1, 3], [1, 1, 4, 2]]), (2, 3, 4)))]
     gen = torch.Generator().manual_seed(74)
     for i in range(5):
-        real = _left_padded(gen, 4, 7)
+        real = left_padded(gen, 4, 7)
         items = torch.randint(1, 30, (4, 7), generator=gen) * real
         actions = torch.randint(1, 5, (4, 7), generator=gen) * real
         positive = tuple(a for a in range(1, 5) if torch.rand(1, generator=gen) < 0.6) or (3,)
         cases.append((f"random {i}", (items, actions, positive)))
     cases = [(name, args, (hstu.next_item_labels(*args), _label_mistakes(*args)))
              for name, args in cases]
-    return run_naming_mistakes("next_item_labels", fn, cases, _same_integers, _same_values,
+    return run_naming_mistakes("next_item_labels", fn, cases, same_integers, same_values,
                                 _explain_labels)
 
 
@@ -551,9 +533,9 @@ def check_falcon_mask(fn) -> bool:
              ("the history never sees a candidate", (t([[True, True, True]]), 2))]
     gen = torch.Generator().manual_seed(75)
     for i in range(5):
-        cases.append((f"random {i}", (_left_padded(gen, 3, 5),
+        cases.append((f"random {i}", (left_padded(gen, 3, 5),
                                       int(torch.randint(1, 5, (1,), generator=gen)))))
     cases = [(name, args, (hstu.falcon_mask(*args), _falcon_mistakes(*args)))
              for name, args in cases]
-    return run_naming_mistakes("falcon_mask", fn, cases, _same_mask, _same_values,
+    return run_naming_mistakes("falcon_mask", fn, cases, same_mask, same_values,
                                 _explain_falcon)

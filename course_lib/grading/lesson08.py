@@ -16,28 +16,14 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.grading.checks import close, run_naming_mistakes
+from course_lib.grading.checks import (close, left_padded, run_naming_mistakes, same_integers,
+                                       same_values)
 from course_lib.models import pinrec
 
 __all__ = ["check_outcome_query", "check_future_window", "check_merge_near_duplicates",
            "check_budgeted_merge"]
 
 t = torch.tensor
-
-
-def _same_values(got, answer, args) -> bool:
-    return close(got, answer)
-
-
-def _same_integers(got, answer, args) -> bool:
-    return (isinstance(got, Tensor) and not got.dtype.is_floating_point
-            and got.dtype != torch.bool and close(got, answer))
-
-
-def _left_padded(gen: torch.Generator, batch: int, length: int, min_length: int = 1) -> Tensor:
-    """(B, T) bool, True on each row's newest min_length..T positions (some rows full)."""
-    lengths = torch.randint(min_length, length + 1, (batch,), generator=gen)
-    return torch.arange(length) >= length - lengths[:, None]              # (B, T)
 
 
 # --- task 1: the outcome-conditioned head -------------------------------------------------------
@@ -141,7 +127,7 @@ def check_outcome_query(fn) -> bool:
         with torch.no_grad():
             answer = pinrec.outcome_query(*args)
         expected.append((name, args, (answer, _query_mistakes(*args))))
-    return run_naming_mistakes("outcome_query", fn, expected, _same_values, _same_values,
+    return run_naming_mistakes("outcome_query", fn, expected, same_values, same_values,
                                 _explain_query)
 
 
@@ -225,7 +211,7 @@ def _explain_window(got, answer) -> str | None:
 def _engagements(gen, batch: int, length: int, n_items: int = 20):
     """Left-padded items and increasing timestamps (B, L), 0 under padding; gaps of 0 s to
     minutes, often exactly 30 s."""
-    real = _left_padded(gen, batch, length)
+    real = left_padded(gen, batch, length)
     items = torch.randint(1, n_items + 1, (batch, length), generator=gen) * real
     gaps = t([0, 5, 10, 30, 30, 60, 400])[torch.randint(0, 7, (batch, length), generator=gen)]
     times = (1_000 + gaps.cumsum(1)) * real
@@ -258,7 +244,7 @@ def check_future_window(fn) -> bool:
         cases.append((f"random {i}", (items, times, window, max_gap)))
     cases = [(name, args, (pinrec.future_window(*args), _window_mistakes(*args)))
              for name, args in cases]
-    return run_naming_mistakes("future_window", fn, cases, _same_integers, _same_values,
+    return run_naming_mistakes("future_window", fn, cases, same_integers, same_values,
                                 _explain_window)
 
 
@@ -482,5 +468,5 @@ def check_budgeted_merge(fn) -> bool:
         cases.append((f"random {i}", (_ranked_lists(gen, 3, n_queries, k), budgets)))
     cases = [(name, args, (pinrec.budgeted_merge(*args), _budgeted_mistakes(*args)))
              for name, args in cases]
-    return run_naming_mistakes("budgeted_merge", fn, cases, _same_integers, _same_values,
+    return run_naming_mistakes("budgeted_merge", fn, cases, same_integers, same_values,
                                 _explain_budgeted)
