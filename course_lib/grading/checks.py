@@ -17,7 +17,8 @@ import numpy as np
 import torch
 
 __all__ = ["CheckFailed", "NotImplementedYet", "Case", "run_check", "run_naming_mistakes",
-           "expect_error", "close", "same_values", "same_mask", "same_integers", "left_padded"]
+           "expect_error", "close", "same_values", "same_mask", "same_integers", "left_padded",
+           "tensor_like", "read_mask"]
 
 
 class CheckFailed(AssertionError):
@@ -162,3 +163,25 @@ def left_padded(gen: torch.Generator, batch: int, length: int, min_length: int =
     real events of a random left-padded batch."""
     lengths = torch.randint(min_length, length + 1, (batch,), generator=gen)
     return torch.arange(length) >= length - lengths[:, None]              # (B, T)
+
+
+def tensor_like(got, answer: torch.Tensor, dtype=None) -> torch.Tensor | None:
+    """The learner's answer as a tensor (of `dtype`) shaped like `answer`, else None: what an
+    explainer reads before it guesses the mistake."""
+    try:
+        got = torch.as_tensor(got, dtype=dtype)
+    except (TypeError, ValueError, RuntimeError):
+        return None
+    return got if got.shape == answer.shape else None
+
+
+def read_mask(got, answer: torch.Tensor) -> tuple[torch.Tensor | None, str | None]:
+    """A learner's mask as a bool tensor shaped like `answer` (None if it is not one), and a
+    verdict when it is the right mask in another dtype."""
+    values = tensor_like(got, answer)
+    if values is None:
+        return None, None
+    mask = values.bool()
+    if torch.equal(mask, answer):
+        return mask, f"the right mask as {values.dtype} values: return a bool tensor (use .bool())"
+    return mask, None

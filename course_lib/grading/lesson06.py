@@ -14,7 +14,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from course_lib.grading.checks import close, expect_error, run_naming_mistakes, same_values
+from course_lib.grading.checks import (close, expect_error, read_mask, run_naming_mistakes,
+                                       same_values)
 from course_lib.models.tiger import Vocabulary
 from course_lib.quantize.semantic_ids import PrefixTrie, SemanticIds, assign_semantic_ids
 from course_lib.retrieval import beam_step, top_k_smaller_index_first
@@ -122,14 +123,9 @@ def _mask_mistakes(ids: Tensor, prefixes: Tensor, vocab_size: int):
 
 
 def _explain_mask(got, answer) -> str | None:
-    try:
-        dtype, got = torch.as_tensor(got).dtype, torch.as_tensor(got).bool()
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    if got.shape != answer.shape:
-        return None
-    if torch.equal(got, answer):
-        return f"the right mask as {dtype} values: return a bool tensor (use .bool())"
+    got, verdict = read_mask(got, answer)
+    if got is None or verdict:
+        return verdict
     if (got & ~answer).any():
         return ("a mask that allows tokens whose child is not in the trie (True where "
                 "prefix + token is no prefix of a valid ID)")

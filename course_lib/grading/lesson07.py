@@ -17,8 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.grading.checks import (close, left_padded, run_naming_mistakes, same_integers,
-                                       same_mask, same_values)
+from course_lib.grading.checks import (close, left_padded, read_mask, run_naming_mistakes,
+                                       same_integers, same_mask, same_values, tensor_like)
 from course_lib.models import hstu
 from course_lib.models.hstu import HSTUConfig
 
@@ -54,14 +54,9 @@ def _mask_mistakes(real: Tensor) -> list[tuple[str, Tensor]]:
 
 def _explain_square_mask(got, answer) -> str | None:
     """What is wrong with a (B, T, T) mask that matches no listed mistake."""
-    try:
-        dtype, got = torch.as_tensor(got).dtype, torch.as_tensor(got).bool()
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    if got.shape != answer.shape:
-        return None
-    if torch.equal(got, answer):
-        return f"the right mask as {dtype} values: return a bool tensor (use .bool())"
+    got, verdict = read_mask(got, answer)
+    if got is None or verdict:
+        return verdict
     future = torch.ones(answer.shape[-2:], dtype=torch.bool).triu(1)
     if (got & future).any():
         return "a mask that lets a query see the events after it (s > t): the future"
@@ -150,11 +145,8 @@ def _weights_mistakes(q, k, bias, mask, divisor) -> list[tuple[str, Tensor]]:
 
 def _explain_weights(got, answer) -> str | None:
     """Read what is wrong from where the weights are 0 and how they scale."""
-    try:
-        got = torch.as_tensor(got, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    if got.shape != answer.shape:
+    got = tensor_like(got, answer, torch.float64)
+    if got is None:
         return None
     visible = answer != 0                                                   # SiLU(x) != 0, x != 0
     empty = ~visible.any(-1, keepdim=True)                                  # rows that see nothing
@@ -494,14 +486,9 @@ def _falcon_mistakes(real: Tensor, n_candidates: int) -> list[tuple[str, Tensor]
 def _explain_falcon(got, answer) -> str | None:
     """Which block of a (B, T + m, T + m) mask is wrong, when no listed mistake matched. A
     candidate's column is the one seen by exactly one query (itself): that gives m."""
-    try:
-        dtype, got = torch.as_tensor(got).dtype, torch.as_tensor(got).bool()
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    if got.shape != answer.shape:
-        return None
-    if torch.equal(got, answer):
-        return f"the right mask as {dtype} values: return a bool tensor (use .bool())"
+    got, verdict = read_mask(got, answer)
+    if got is None or verdict:
+        return verdict
     length = answer.shape[1] - int((answer[0].sum(0) == 1).sum())         # T
     history, candidates = slice(0, length), slice(length, None)
     cand = got[:, candidates, candidates]                                  # (B, m, m)

@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from course_lib.grading.checks import (close, left_padded, run_naming_mistakes, same_integers,
-                                       same_values)
+                                       same_values, tensor_like)
 from course_lib.models import pinrec
 
 __all__ = ["check_outcome_query", "check_future_window", "check_merge_near_duplicates",
@@ -59,11 +59,8 @@ def _query_mistakes(hidden, outcome, embedding, mlp) -> list[tuple[str, Tensor]]
 
 
 def _explain_query(got, answer) -> str | None:
-    try:
-        got = torch.as_tensor(got, dtype=torch.float64)
-    except (TypeError, ValueError, RuntimeError):
-        return None
-    if got.shape != answer.shape:
+    got = tensor_like(got, answer, torch.float64)
+    if got is None:
         return None
     if not torch.allclose(got.norm(dim=-1), torch.ones(()).double(), atol=1e-5):
         return "queries that are not unit vectors: normalise along the last dimension"
