@@ -7,7 +7,8 @@ Every lesson starts with::
     seed_everything(0)
 
 The profile says how big things are (world size, epochs, model width); the code path is the
-same in both profiles.
+same in both profiles. `get_profile` also chooses torch's CPU threads for those sizes
+(`cpu_threads`), so no lesson sets them by hand.
 """
 from __future__ import annotations
 
@@ -81,6 +82,9 @@ class Profile:
     tiger_steps: int = 20_000
     # PinRec (lesson 08): the size of the synthetic catalogue that an IVF index is measured on.
     ann_items: int = 1_000_000
+    # torch's CPU threads for this profile's models; None = every core this process may use
+    # that other processes leave idle. See `cpu_threads`.
+    threads: int | None = None
 
 
 def _quick() -> Profile:
@@ -90,7 +94,7 @@ def _quick() -> Profile:
                              "movielens": Training(lr=1e-3, epochs=20)},
                    tiger=dict(encoder_layers=1, decoder_layers=2, n_heads=2, d_head=32,
                               d_model=64, d_mlp=128, dropout=0.0, max_items=2),
-                   tiger_steps=200, ann_items=200_000)
+                   tiger_steps=200, ann_items=200_000, threads=1)
 
 
 def _full() -> Profile:
@@ -102,10 +106,34 @@ def _full() -> Profile:
 
 
 def get_profile(name: str | None = None) -> Profile:
-    """The profile `name`, else $COURSE_PROFILE, else quick on CPU and full on a GPU."""
+    """The profile `name`, else $COURSE_PROFILE, else quick on CPU and full on a GPU.
+
+    Also sets torch's CPU threads to `cpu_threads(profile)`."""
     name = name or os.environ.get("COURSE_PROFILE")
     if name is None:
         name = "full" if get_device().type == "cuda" else "quick"
     if name not in PROFILES:
         raise ValueError(f"unknown profile {name!r}; set COURSE_PROFILE to one of {PROFILES}")
-    return _quick() if name == "quick" else _full()
+    profile = _quick() if name == "quick" else _full()
+    torch.set_num_threads(cpu_threads(profile))
+    return profile
+
+
+def cpu_threads(profile: Profile) -> int:
+    """torch's CPU threads for `profile`: $COURSE_THREADS, else `profile.threads`, else the
+    cores this process may use minus those other processes keep busy (at least one).
+
+    The quick profile's models are tiny: each op takes microseconds, and a second thread only
+    adds waiting, worst when another program is using the cores (lesson 05's RQ-VAE cell took
+    211 s with torch's default threads on a busy 2-core machine and 4 s with one)."""
+    asked = os.environ.get("COURSE_THREADS")
+    if asked is not None:
+        if not asked.isdigit() or int(asked) < 1:
+            raise ValueError(f"COURSE_THREADS must be a positive integer, got {asked!r}; "
+                             "unset it to let the profile choose")
+        return int(asked)
+    if profile.threads is not None:
+        return profile.threads
+    usable = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    busy = int(os.getloadavg()[0]) if hasattr(os, "getloadavg") else 0
+    return max(1, (usable or 1) - busy)

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_lib.device import get_device, get_profile, seed_everything
+from course_lib.device import cpu_threads, get_device, get_profile, seed_everything
 
 
 def test_cpu_can_always_be_chosen():
@@ -70,3 +70,29 @@ def test_tiger_sizes_are_the_papers_in_full_and_smaller_in_quick():
     assert quick.d_model < full.d_model and quick.encoder_layers < full.encoder_layers
     assert quick.max_items < full.max_items
     assert 1 <= get_profile("quick").tiger_steps < get_profile("full").tiger_steps
+
+
+def test_quick_profile_runs_its_tiny_models_on_one_thread(monkeypatch):
+    monkeypatch.delenv("COURSE_THREADS", raising=False)
+    get_profile("quick")
+    assert torch.get_num_threads() == 1
+
+
+def test_full_profile_uses_the_idle_cores(monkeypatch):
+    monkeypatch.delenv("COURSE_THREADS", raising=False)
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: set(range(8)), raising=False)
+    monkeypatch.setattr("os.getloadavg", lambda: (3.4, 3.0, 3.0))
+    assert cpu_threads(get_profile("full")) == 5      # 8 usable cores, 3 kept busy by others
+    monkeypatch.setattr("os.getloadavg", lambda: (12.0, 12.0, 12.0))
+    assert cpu_threads(get_profile("full")) == 1      # never fewer than one
+
+
+def test_course_threads_overrides_the_profile(monkeypatch):
+    monkeypatch.setenv("COURSE_THREADS", "2")
+    get_profile("quick")
+    assert torch.get_num_threads() == 2
+    monkeypatch.setenv("COURSE_THREADS", "two")
+    with pytest.raises(ValueError, match="COURSE_THREADS must be a positive integer"):
+        get_profile("quick")
+    monkeypatch.setenv("COURSE_THREADS", "1")
+    get_profile("quick")
