@@ -5,6 +5,7 @@ import sys
 import tomllib
 from pathlib import Path
 
+import nbformat
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -54,10 +55,45 @@ def test_every_solution_has_an_exercise_and_a_lesson():
             (ROOT / "notebooks").glob(solution.name[:3] + "*.ipynb"))
 
 
-def test_committed_exercises_equal_the_generated_ones():
-    stale = [p.name for p, text in make_exercises.expected_exercises().items()
+def test_committed_exercises_and_solution_metadata_equal_the_generated_ones():
+    stale = [str(p.relative_to(ROOT)) for p, text in make_exercises.expected_files().items()
              if not p.exists() or p.read_text() != text]
-    assert not stale, f"exercises out of date, run `make exercises`: {stale}"
+    assert not stale, f"out of date, run `make exercises`: {stale}"
+
+
+def _notebook(*sources):
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(s, id=f"c{i}") for i, s in enumerate(sources)]
+    return nb
+
+
+SOLVED = "def double(x):\n    ### BEGIN SOLUTION\n    return 2 * x\n    ### END SOLUTION"
+
+
+def test_nbgrader_metadata_marks_answers_tests_and_locked_cells():
+    nb = make_exercises.annotate(_notebook("import torch", SOLVED, "checks.check_double(double)"))
+    kinds = [(m["grade_id"], m["solution"], m["grade"], m["locked"], m.get("points"))
+             for m in (c.metadata["nbgrader"] for c in nb.cells)]
+    assert kinds == [("cell-c0", False, False, True, None),
+                     ("double", True, False, False, None),
+                     ("check_double", False, True, True, 1)]
+
+
+def test_a_teachers_points_survive_regeneration():
+    nb = _notebook(SOLVED, "checks.check_double(double)")
+    nb.cells[1].metadata["nbgrader"] = {"points": 3}
+    assert make_exercises.annotate(nb).cells[1].metadata["nbgrader"]["points"] == 3
+
+
+@pytest.mark.parametrize("sources, phrase", [
+    ((SOLVED, "print(1)"), "has no check cell after it"),
+    ((SOLVED, SOLVED, "checks.check_double(double)"), "has no check cell after it"),
+    (("checks.check_double(double)",), "follows no solution cell"),
+    ((SOLVED, "check_double(double)\ncheck_half(half)"), "give each check its own cell"),
+])
+def test_notebooks_nbgrader_cannot_grade_are_refused(sources, phrase):
+    with pytest.raises(ValueError, match=phrase):
+        make_exercises.annotate(_notebook(*sources))
 
 
 def test_generator_replaces_solution_blocks_at_their_indentation():
