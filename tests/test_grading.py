@@ -7,8 +7,10 @@ import pytest
 import torch
 
 from course_lib import grading
-from course_lib.grading.checks import (CheckFailed, NotImplementedYet, close, expect_error,
-                                       run_check, run_naming_mistakes)
+from course_lib.grading import checks
+from course_lib.grading.checks import (CheckFailed, NotImplementedYet, check_choice,
+                                       check_measured, close, expect_error, run_check,
+                                       run_naming_mistakes)
 
 SQUARES = [("zero", (0,), 0), ("two", (2,), 4), ("minus three", (-3,), 9)]
 LESSONS = ["lesson00", "lesson01", "lesson02", "lesson03", "lesson04", "lesson05", "lesson06",
@@ -136,3 +138,56 @@ def test_the_package_re_exports_the_machinery_and_lesson_00s_checks():
     assert sorted(grading.__all__) == sorted(
         ["CheckFailed", "NotImplementedYet", "close", "expect_error", "run_check"]
         + lesson00.__all__)
+
+
+# --- what a failing learner gets to work with ----------------------------------------------
+
+def test_the_learners_function_gets_copies_so_the_message_shows_the_input_as_given():
+    def doubles_in_place(values):
+        values *= 2                                    # mutates its argument, then is wrong
+        return values
+    cases = [("one row", (torch.tensor([1.0, 2.0]),), torch.tensor([1.0, 2.0]))]
+    with pytest.raises(CheckFailed) as info:
+        run_check("identity", doubles_in_place, cases, close)
+    assert "input:    ([1.0, 2.0])" in str(info.value)
+    assert cases[0][1][0].tolist() == [1.0, 2.0]
+
+
+def test_a_failure_is_kept_whole_and_the_message_says_how_to_rerun_it():
+    long_input = list(range(500))                      # cut in the message, whole in last_failure
+
+    def head(values):
+        return values[1]
+    with pytest.raises(CheckFailed) as info:
+        run_check("head", head, [("long", (long_input,), 0)], equal)
+    failure = checks.last_failure
+    assert (failure.task, failure.case, failure.args, failure.expected, failure.got) == (
+        "head", "long", (long_input,), 0, 1)
+    assert "rerun it: from course_lib.grading.checks import last_failure; head(*last_failure.args)" \
+        in str(info.value)
+    assert head(*checks.last_failure.args) == 1
+
+
+def test_a_measurement_passes_inside_the_range_and_fails_outside_with_the_hint(capsys, stub):
+    assert check_measured("random HR", lambda: 0.021, 0.015, 0.03, "HR@10") is True
+    assert "HR@10 = 0.021, inside [0.015, 0.03]" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"HR@10 = 0.05 is outside .*\n   hint: unmasked"):
+        check_measured("random HR", lambda: 0.05, 0.015, 0.03, "HR@10", hint="unmasked history?")
+    with pytest.raises(CheckFailed, match="should be a number"):
+        check_measured("random HR", lambda: "high", 0.015, 0.03, "HR@10")
+    with pytest.raises(CheckFailed, match="raised ZeroDivisionError"):
+        check_measured("random HR", lambda: 1 / 0, 0.015, 0.03, "HR@10")
+    with pytest.raises(NotImplementedYet, match="not done yet"):
+        check_measured("random HR", stub, 0.015, 0.03, "HR@10")
+
+
+def test_a_choice_passes_only_for_the_right_letter_and_says_why_a_wrong_one_fails(capsys, stub):
+    reasons = {"a": "ties are counted against the target", "b": "it is the log base"}
+    assert check_choice("why", lambda: "A ", "a", reasons) is True
+    assert "(a). ties are counted" in capsys.readouterr().out
+    with pytest.raises(CheckFailed, match=r"\(b\) does not explain .*: it is the log base"):
+        check_choice("why", lambda: "b", "a", reasons)
+    with pytest.raises(CheckFailed, match=r"one of \['a', 'b'\]"):
+        check_choice("why", lambda: "c", "a", reasons)
+    with pytest.raises(NotImplementedYet):
+        check_choice("why", stub, "a", reasons)

@@ -1,23 +1,31 @@
 """The grading machinery every lesson's checks share: run the learner's function on named
 cases, compare with the expected answers, and report one short verdict.
 
-`run_check` calls the function on each case and raises on the first wrong answer;
-`expect_error` passes when the function refuses an invalid input; `close` compares numbers,
-lists and tensors to 1e-6. A wrong answer raises `CheckFailed` naming the case, the input,
-what was expected and what came back; an unfinished task raises `NotImplementedYet`. In
+`run_check` calls the function on each case (on copies of the inputs, so a function that
+changes its arguments in place cannot change what the message shows) and raises on the first
+wrong answer; `expect_error` passes when the function refuses an invalid input; `close`
+compares numbers, lists and tensors to 1e-6. A wrong answer raises `CheckFailed` naming the
+case, the input, what was expected and what came back, and keeps the whole case in
+`last_failure`, so the learner can rerun it: `your_function(*last_failure.args)`.
+`check_measured` and `check_choice` grade the predict-measure-interpret tasks: the learner's
+function of no arguments returns a measured value, which must lie inside the range the
+library's own run gives, or the letter of the explanation picked from a list. An
+unfinished task raises `NotImplementedYet`. In
 Jupyter both show as one friendly line, not a traceback (IPython's `_render_traceback_`
 hook); to pytest and nbval they are ordinary errors, so a solution notebook fails its test
 when a check fails.
 """
 from __future__ import annotations
 
+import copy
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable
 
 import numpy as np
 import torch
 
-__all__ = ["CheckFailed", "NotImplementedYet", "Case", "run_check", "run_naming_mistakes",
-           "expect_error", "close", "same_values", "same_mask", "same_integers", "left_padded",
+__all__ = ["CheckFailed", "NotImplementedYet", "Case", "Failure", "last_failure", "run_check",
+           "run_naming_mistakes", "expect_error", "check_measured", "check_choice", "close", "same_values", "same_mask", "same_integers", "left_padded",
            "tensor_like", "read_mask"]
 
 
@@ -38,24 +46,92 @@ class NotImplementedYet(NotImplementedError):
 Case = tuple[str, tuple, Any]            # (name, arguments, expected answer)
 
 
+@dataclass
+class Failure:
+    """The case a check failed on, whole (messages cut long values at 200 characters)."""
+
+    task: str
+    case: str
+    args: tuple
+    expected: Any
+    got: Any
+
+
+last_failure: Failure | None = None     # set by the last failing run_check
+
+
 def run_check(task: str, fn: Callable, cases: Iterable[Case],
               same: Callable[[Any, Any], bool]) -> bool:
-    """Call `fn(*arguments)` for every case; raise on the first wrong answer."""
+    """Call `fn(*copies of arguments)` for every case; raise on the first wrong answer."""
+    global last_failure
     cases = list(cases)
     for name, args, expected in cases:
         try:
-            got = fn(*args)
+            got = fn(*copy.deepcopy(args))
         except NotImplementedError:
             raise NotImplementedYet(f"{task}: not implemented yet. Replace the "
                                     "`raise NotImplementedError()` in your function.") from None
         except Exception as err:
+            last_failure = Failure(task, name, args, expected, None)
             raise CheckFailed(f"{task}: on case '{name}' your function raised "
-                              f"{type(err).__name__}: {err}\n   input: {_show(args)}") from None
+                              f"{type(err).__name__}: {err}\n   input: {_show(args)}"
+                              f"{_reproduce(fn)}") from None
         if not same(got, expected):
+            last_failure = Failure(task, name, args, expected, got)
             raise CheckFailed(f"{task}: wrong answer on case '{name}'\n   input:    "
                               f"{_show(args)}\n   expected: {_show(expected)}\n   got:      "
-                              f"{_show(got)}")
+                              f"{_show(got)}{_reproduce(fn)}")
     print(f"\u2705 {task}: all {len(cases)} cases pass")
+    return True
+
+
+def _reproduce(fn: Callable) -> str:
+    name = getattr(fn, "__name__", "your_function")
+    name = name if name.isidentifier() else "your_function"
+    return ("\n   rerun it: from course_lib.grading.checks import last_failure; "
+            f"{name}(*last_failure.args)")
+
+
+def _answer(task: str, fn: Callable[[], Any]):
+    """The learner's zero-argument function's answer, a stub reported as unfinished."""
+    try:
+        return fn()
+    except NotImplementedError:
+        raise NotImplementedYet(f"{task}: not done yet. Replace the "
+                                "`raise NotImplementedError()` in your function.") from None
+    except Exception as err:
+        raise CheckFailed(f"{task}: your function raised {type(err).__name__}: {err}") from None
+
+
+def check_measured(task: str, measure: Callable[[], float], low: float, high: float,
+                   what: str, hint: str = "") -> bool:
+    """Pass if `measure()` (the learner's measurement, a number) lies in [low, high], the
+    range the library's own run gives for `what`; else fail with the range and `hint`."""
+    value = _answer(task, measure)
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise CheckFailed(f"{task}: {what} should be a number, got {_show(value)}") from None
+    if not low <= number <= high:
+        raise CheckFailed(f"{task}: {what} = {number:.4g} is outside the range "
+                          f"[{low:.4g}, {high:.4g}] a correct measurement gives"
+                          + (f"\n   hint: {hint}" if hint else ""))
+    print(f"\u2705 {task}: {what} = {number:.4g}, inside [{low:.4g}, {high:.4g}]")
+    return True
+
+
+def check_choice(task: str, choose: Callable[[], str], right: str,
+                 reasons: dict[str, str]) -> bool:
+    """Pass if `choose()` returns `right` among the options (letters, the keys of `reasons`);
+    `reasons[letter]` says why that option does or does not explain the measurement, and is
+    shown for the learner's pick."""
+    picked = str(_answer(task, choose)).strip().lower()
+    if picked not in reasons:
+        raise CheckFailed(f"{task}: answer with one of {sorted(reasons)}, got {picked!r}")
+    if picked != right:
+        raise CheckFailed(f"{task}: ({picked}) does not explain what you measured: "
+                          f"{reasons[picked]}")
+    print(f"\u2705 {task}: ({picked}). {reasons[picked]}")
     return True
 
 
