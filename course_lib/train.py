@@ -26,6 +26,18 @@ from it with results identical to an uninterrupted run: the batches of epoch e c
 random state (dropout, sampled negatives, `shuffled_batches` without a seed). A run that
 `steps` ended mid-epoch counts as finished.
 
+More than one process. Under `torchrun --nproc_per_node N` (which sets WORLD_SIZE > 1, RANK,
+LOCAL_RANK and the rendezvous address), `fit` joins the process group (gloo on the CPU, NCCL
+on CUDA, each rank on GPU LOCAL_RANK) and trains through PyTorch's DistributedDataParallel
+(Li et al. 2020, "PyTorch Distributed", VLDB): every rank builds the same batches from
+`make_batches(epoch)` (so seed them with the epoch, as every lesson does; `fit` checks the
+first batches agree) and trains on its shard, batches r, r + N, r + 2N, ... (the last,
+incomplete round repeats batches, as `DistributedSampler` pads, so every rank takes the same
+number of steps); DDP averages the gradients, so each optimizer step sees N batches. Rank 0
+alone validates (the metric is broadcast, so every rank stops at the same epoch), writes the
+checkpoints and prints; the mean training loss is over every rank's batches. With one
+process nothing of this happens.
+
 Evaluation. A model exposes one of
 
     scores(batch) -> (B, I + 1)     a score for every item, column 0 (padding) never ranked
@@ -48,7 +60,9 @@ from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
 import torch
-from torch import Tensor
+import torch.distributed as dist
+from torch import Tensor, nn
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from course_lib import metrics
@@ -152,10 +166,15 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
       it may switch the model to eval mode to measure, fit puts it back in training mode.
     validate(model) -> float, higher is better: early stopping with `patience` and the best
       weights restored; None: no validation, the last weights stay.
+    Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel (module docstring).
     """
     _check_fit_arguments(model, epochs, steps, optimizer, clip_grad_norm, patience, checkpoint,
                          resume)
     device = torch.device(device) if device else next(model.parameters()).device
+    rank, world = process_rank()
+    if world > 1:
+        device = _join_process_group(device)
+        progress = progress and rank == 0
     model.to(device)
     trainable = [p for p in model.parameters() if p.requires_grad]
     optim_class = torch.optim.Adam if optimizer == "adam" else torch.optim.AdamW
@@ -174,15 +193,23 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
         torch.set_rng_state(state["rng"])
         if state.get("cuda_rng") is not None and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+    train_step = model.loss
+    if world > 1:                                # unused parameters (e.g. a switched-off head)
+        train_step = DistributedDataParallel(    # are allowed, hence find_unused_parameters
+            _LossOf(model), device_ids=[device.index] if device.type == "cuda" else None,
+            find_unused_parameters=True)
 
     epoch = start
     while not _finished(result, epoch, epochs, steps):
         model.train()
         losses = []
-        with tqdm(make_batches(epoch), desc=f"epoch {epoch}", leave=False,
-                  disable=not progress) as bar:
+        batches = make_batches(epoch)
+        if world > 1:
+            batches = shard_batches(batches, rank, world,
+                                    check=lambda group: _check_same_batches(group, device))
+        with tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress) as bar:
             for batch in bar:
-                loss = model.loss(_to_device(batch, device))
+                loss = train_step(_to_device(batch, device))
                 if not torch.isfinite(loss):
                     raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}: lower the "
                                              "learning rate or check the inputs for NaN")
@@ -205,11 +232,13 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
             raise ValueError(f"epoch {epoch} yielded no batch: make_batches({epoch}) returned "
                              "nothing; check that the training data is not empty and that "
                              "make_batches returns a fresh iterable for every epoch")
-        result.train_loss.append(sum(losses) / len(losses))
+        result.train_loss.append(_mean_over_ranks(losses, device, world))
         if validate is not None:
             model.eval()
             with torch.no_grad():
-                metric = float(validate(model))
+                metric = float(validate(model)) if rank == 0 else 0.0
+            if world > 1:
+                metric = _from_rank_0(metric, device)
             result.valid_metric.append(metric)
             if metric > result.best_metric:
                 result.best_metric, result.best_epoch = metric, epoch
@@ -218,7 +247,7 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
                 result.stopped_early = True
             if progress:
                 tqdm.write(f"epoch {epoch}: loss {result.train_loss[-1]:.4f}  valid {metric:.4f}")
-        if checkpoint is not None:
+        if checkpoint is not None and rank == 0:
             save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": optim.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
@@ -229,6 +258,93 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
+
+
+class _LossOf(nn.Module):
+    """forward(batch) = model.loss(batch): DistributedDataParallel synchronises gradients of
+    what runs through its forward, and the course's models train through `loss`."""
+
+    def __init__(self, model: nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, batch: dict) -> Tensor:
+        return self.model.loss(batch)
+
+
+# --- more than one process (torchrun) --------------------------------------------------------
+
+def process_rank() -> tuple[int, int]:
+    """(rank, world size) of this process: from RANK and WORLD_SIZE, which torchrun sets;
+    (0, 1) for a plain single process."""
+    try:
+        rank, world = int(os.environ.get("RANK", "0")), int(os.environ.get("WORLD_SIZE", "1"))
+    except ValueError as error:
+        raise ValueError(f"RANK and WORLD_SIZE must be integers (torchrun sets them), got "
+                         f"{os.environ.get('RANK')!r} and {os.environ.get('WORLD_SIZE')!r}"
+                         ) from error
+    if world < 1 or not 0 <= rank < world:
+        raise ValueError(f"need 0 <= RANK < WORLD_SIZE, got RANK={rank}, WORLD_SIZE={world}")
+    return rank, world
+
+
+def _join_process_group(device: torch.device) -> torch.device:
+    """Join torchrun's process group if this process has not yet (NCCL for CUDA, gloo for the
+    CPU) and return the device of this rank: GPU LOCAL_RANK on CUDA."""
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return device
+
+
+def shard_batches(batches: Iterable[dict], rank: int, world: int,
+                  check: Callable[[list[dict]], None] | None = None) -> Iterator[dict]:
+    """This rank's share of an epoch: batch rank of every round of `world` batches. A last,
+    incomplete round of m batches gives rank r its batch r mod m, so every rank takes the same
+    number of steps (DDP needs that). check(round) sees the first round, on every rank."""
+    round_, checked = [], check is None
+    for batch in batches:
+        round_.append(batch)
+        if len(round_) == world:
+            if not checked:
+                check(round_)
+                checked = True
+            yield round_[rank]
+            round_ = []
+    if round_:
+        if not checked:
+            check(round_)
+        yield round_[rank % len(round_)]
+
+
+def _check_same_batches(round_: list[dict], device: torch.device) -> None:
+    """Raise on every rank if the ranks' first batches differ (an unseeded make_batches)."""
+    fingerprint = torch.tensor([float(sum(v.double().sum() for v in b.values()
+                                          if torch.is_tensor(v))) for b in round_],
+                               dtype=torch.float64, device=device)
+    low, high = fingerprint.clone(), fingerprint.clone()
+    dist.all_reduce(low, dist.ReduceOp.MIN)
+    dist.all_reduce(high, dist.ReduceOp.MAX)
+    if not torch.equal(low, high):
+        raise RuntimeError("make_batches(epoch) gives different batches on different ranks, so "
+                           "the shards would overlap and miss data: seed the batches with the "
+                           "epoch, e.g. lambda epoch: shuffled_batches(..., seed=epoch)")
+
+
+def _mean_over_ranks(losses: list[float], device: torch.device, world: int) -> float:
+    if world == 1:
+        return sum(losses) / len(losses)
+    total = torch.tensor([sum(losses), len(losses)], dtype=torch.float64, device=device)
+    dist.all_reduce(total)
+    return float(total[0] / total[1])
+
+
+def _from_rank_0(value: float, device: torch.device) -> float:
+    tensor = torch.tensor([value], dtype=torch.float64, device=device)
+    dist.broadcast(tensor, src=0)
+    return float(tensor)
 
 
 def _finished(result: FitResult, epoch: int, epochs: int | None, steps: int | None) -> bool:

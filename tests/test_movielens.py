@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from course_lib.data import movielens
-from course_lib.data.movielens import (ML_1M, ML_LATEST_SMALL, default_data_dir,
+from course_lib.data.movielens import (ML_1M, ML_20M, ML_LATEST_SMALL, default_data_dir,
                                        download_movielens, load_movielens, movie_content,
                                        split_title)
 
@@ -154,6 +154,35 @@ def test_ml_1m_layout_with_double_colons_and_latin1_titles_loads(tmp_path):
     assert ml.interactions["rating"].dtype == np.float32
 
 
+def test_ml_20m_layout_is_read_like_ml_latest_small(tmp_path):
+    write_ml_latest(tmp_path / ML_20M)
+    ml = load_movielens(ML_20M, data_dir=tmp_path, download=False)
+    assert ml.n_items == 5 and ml.interactions["user"].tolist() == [1, 1, 2, 3, 3]
+
+
+# ---- ties at one second ---------------------------------------------------------------------
+
+TIED_RATINGS = "userId,movieId,rating,timestamp\n" + "".join(
+    f"1,{m},4.0,100\n" for m in (10, 20, 30, 40, 50)) + "2,10,3.0,50\n2,20,3.0,60\n"
+
+
+def test_tie_seed_shuffles_same_second_ratings_and_repeats_with_the_seed(tmp_path):
+    write_ml_latest(tmp_path / ML_LATEST_SMALL, ratings=TIED_RATINGS)
+    def order(**kwargs):
+        frame = load_movielens(data_dir=tmp_path, download=False, **kwargs).interactions
+        return frame[frame["user"] == 1]["item"].tolist()
+    assert order() == [1, 2, 3, 4, 5]                             # default: the file's order
+    shuffled = {tuple(order(tie_seed=seed)) for seed in range(10)}
+    assert len(shuffled) > 1 and all(sorted(o) == [1, 2, 3, 4, 5] for o in shuffled)
+    assert order(tie_seed=3) == order(tie_seed=3)
+
+
+def test_tie_seed_never_reorders_ratings_at_different_times(tmp_path):
+    write_ml_latest(tmp_path / ML_LATEST_SMALL, ratings=TIED_RATINGS)
+    frame = load_movielens(data_dir=tmp_path, download=False, tie_seed=1).interactions
+    assert frame[frame["user"] == 2]["timestamp"].tolist() == [50, 60]
+
+
 # ---- where the data is looked for -----------------------------------------------------------
 
 def test_course_data_dir_is_honoured(tmp_path, monkeypatch):
@@ -192,9 +221,28 @@ def test_download_of_a_zip_without_top_level_folder_works_too(tmp_path, data_dir
     assert load_movielens(data_dir=data_dir, download=False).n_users == 3
 
 
-def test_ml_1m_download_without_pinned_checksums_only_needs_its_files(tmp_path, data_dir):
-    url = zip_of(write_ml_1m(tmp_path / "src"), tmp_path / "ml-1m.zip", top_level=ML_1M)
+def test_ml_1m_download_is_accepted_when_the_zip_matches_the_published_md5(tmp_path, data_dir,
+                                                                           monkeypatch):
+    zip_path = tmp_path / "ml-1m.zip"
+    url = zip_of(write_ml_1m(tmp_path / "src"), zip_path, top_level=ML_1M)
+    monkeypatch.setitem(movielens.ZIP_MD5, ML_1M, hashlib.md5(zip_path.read_bytes()).hexdigest())
     assert load_movielens(ML_1M, data_dir=data_dir, url=url).n_items == 3
+
+
+@pytest.mark.parametrize("release", [ML_1M, ML_20M])
+def test_a_zip_that_is_not_the_published_one_is_refused_and_nothing_kept(tmp_path, data_dir,
+                                                                         release):
+    write = write_ml_1m if release == ML_1M else write_ml_latest
+    url = zip_of(write(tmp_path / "src"), tmp_path / "other.zip", top_level=release)
+    before = sorted(os.listdir(data_dir))
+    with pytest.raises(RuntimeError, match=f"checksum mismatch.*md5 {movielens.ZIP_MD5[release]}"):
+        load_movielens(release, data_dir=data_dir, url=url)      # the real GroupLens MD5
+    assert sorted(os.listdir(data_dir)) == before
+
+
+def test_published_zip_md5s_are_pinned_for_the_paper_releases():
+    assert set(movielens.ZIP_MD5) == set(movielens.URLS)
+    assert all(len(movielens.ZIP_MD5[r]) == 32 for r in (ML_1M, ML_20M))
 
 
 def test_checksum_mismatch_raises_and_leaves_nothing_behind(data_dir, tiny_zip):
@@ -231,7 +279,7 @@ def test_download_returns_an_existing_copy_untouched(tmp_path):
 # ---- bad inputs -----------------------------------------------------------------------------
 
 def test_unknown_release_lists_the_supported_ones(tmp_path):
-    with pytest.raises(ValueError, match="ml-1m.*ml-latest-small"):
+    with pytest.raises(ValueError, match="ml-1m.*ml-20m.*ml-latest-small"):
         load_movielens("ml-25m", data_dir=tmp_path, download=False)
 
 
@@ -328,5 +376,5 @@ def test_event_stream_turns_ratings_into_whole_star_actions():
     test = events.split.evaluation("test")
     assert test.targets.tolist() == [4] and test.target_actions.tolist() == [5]
     without = dataclasses.replace(data, name="other", interactions=frame.drop(columns="rating"))
-    with pytest.raises(ValueError, match="neither world actions nor ratings"):
+    with pytest.raises(ValueError, match="neither actions nor ratings"):
         event_stream(without)

@@ -1,29 +1,54 @@
-"""One entry point to the course's data: `load_dataset` gives the toy world or MovieLens as a
-leave-one-out split, with the item table and the items' content vectors.
+"""One entry point to the course's data: `load_dataset` gives a dataset as a leave-one-out
+split, with the item table and the items' content vectors.
 
     data = load_dataset()                 # the profile's dataset: the world (quick) or MovieLens
+    data = load_dataset("amazon-beauty")  # a paper's dataset (downloaded once, when online)
+    data = load_dataset("my_log.csv")     # your own file
     data.split.train, data.split.evaluation("test"), data.content, data.items["label"]
 
-Both datasets are turned into sequences the same way: each user's consumed items in time
-order (for the world, its clicks, likes and conversions, `world.CONSUMED`; for MovieLens,
-every rating), with the actions and timestamps of those events kept beside them (`Split`).
-`event_stream` gives HSTU and PinRec every event instead, with actions they can read.
+The names (`DATASETS`):
+
+    world           the generated toy world (its size from the profile)
+    movielens       MovieLens ml-latest-small, the lessons' real data (ties in file order)
+    ml-1m, ml-20m   MovieLens 1M and 20M (SASRec's and HSTU's benchmarks)
+    amazon-beauty, amazon-sports, amazon-toys
+                    Amazon 2014 5-core Beauty, Sports_and_Outdoors, Toys_and_Games (TIGER's)
+
+and any other name is the path of your own data (`interactions`): an interactions table
+(.csv, .tsv, .parquet: user, item, timestamp[, action][, rating]) or a sequence file (any
+other suffix, e.g. .txt: `user item item ...` per line), with `attributes=` an optional
+JSON {item: [attribute ids]} as the items' content. Without attributes, your items' content
+is their co-occurrence in the training sequences (behaviour, not content: say so when you
+use it for semantic IDs). Outside the lessons' two datasets, events at the same timestamp
+are ordered by a shuffle seeded with `seed` (`interactions.chronological`).
+
+Every dataset is turned into sequences the same way: each user's consumed items in time
+order (for the world, its clicks, likes and conversions, `world.CONSUMED`; for your table
+with actions, the `positive_actions`; otherwise every event), with the actions and
+timestamps of those events kept beside them (`Split`). `event_stream` gives HSTU and PinRec
+every event instead, with actions they can read.
 `standardise` is the one way lessons scale content vectors before a quantizer sees them.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import torch
 
-from course_lib.data.movielens import load_movielens, movie_content
+from course_lib.data.amazon import CATEGORIES, amazon_content, load_amazon
+from course_lib.data.content import lsa_content
+from course_lib.data.interactions import (TABLE_SUFFIXES, attribute_documents,
+                                          read_interactions, read_sequences)
+from course_lib.data.movielens import ML_1M, ML_20M, load_movielens, movie_content
 from course_lib.data.sequences import Split, leave_one_out, user_events, user_sequences
 from course_lib.data.world import ACTIONS, CONSUMED, make_world
 from course_lib.device import Profile, get_profile
 
-DATASETS = ("world", "movielens")
+AMAZON = {f"amazon-{short}": category for short, category in CATEGORIES.items()}
+DATASETS = ("world", "movielens", ML_1M, ML_20M, *AMAZON)
 
 
 @dataclass
@@ -31,31 +56,56 @@ class Dataset:
     """A dataset ready for the lessons. Item ids are 1..I everywhere; row 0 of `content` is
     padding (zeros)."""
 
-    name: str                    # "world" or "movielens"
+    name: str                    # a name of DATASETS, or your file's name
     interactions: pd.DataFrame   # user, item, timestamp (+ action in the world, rating in MovieLens)
     items: pd.DataFrame          # one row per item, with a short `label` for plots and tables
     content: np.ndarray          # (I + 1, X) float32 content vectors
     split: Split
+    has_timestamps: bool = True  # False for a sequence file: timestamps are positions
+    positive_actions: tuple[str, ...] | None = None   # your data's consumed actions (None: all)
 
     @property
     def n_items(self) -> int:
         return self.split.n_items
 
 
-def load_dataset(name: str | None = None, profile: Profile | None = None) -> Dataset:
-    """The dataset `name` ("world" or "movielens"; default: the profile's), sized by the
-    profile. When MovieLens is asked for but cannot be read (offline, no local copy), the
-    reason is printed and the world is used instead, so a lesson still runs."""
+def load_dataset(name: str | Path | None = None, profile: Profile | None = None, *,
+                 attributes: str | Path | None = None,
+                 positive_actions: tuple[str, ...] | None = None,
+                 data_dir: str | Path | None = None, seed: int = 0) -> Dataset:
+    """The dataset `name` (one of DATASETS, default: the profile's) or your own file at the
+    path `name` (see the module docstring), sized by the profile (the world).
+
+    attributes: your items' attribute JSON (own data only). positive_actions: the actions of
+    your interactions table that count as consumed, e.g. ("buy",) (None: every action).
+    data_dir: where the built-in datasets are (default: $COURSE_DATA_DIR or data/).
+    seed: the shuffle that orders same-timestamp events (all but the world and movielens).
+
+    When "movielens" is asked for but cannot be read (offline, no local copy), the reason is
+    printed and the world is used instead, so a lesson still runs; the other datasets raise,
+    saying which files to put where."""
     profile = profile or get_profile()
     name = name or profile.dataset
-    if name not in DATASETS:
-        raise ValueError(f"unknown dataset {name!r}; choose one of {DATASETS}")
+    if (attributes is not None or positive_actions is not None) and name in DATASETS:
+        raise ValueError(f"attributes= and positive_actions= are for your own files; {name!r} "
+                         "brings its own content and actions")
     if name == "movielens":
         try:
-            return _movielens()
+            return _movielens("ml-latest-small", "movielens", data_dir, tie_seed=None)
         except (FileNotFoundError, RuntimeError) as err:
             print("MovieLens not available, continuing with the world:\n", err)
-    return _world(profile)
+        return _world(profile)
+    if name == "world":
+        return _world(profile)
+    if name in (ML_1M, ML_20M):
+        return _movielens(name, name, data_dir, tie_seed=seed)
+    if name in AMAZON:
+        return _amazon(name, data_dir, seed)
+    if Path(name).is_file():
+        return _own(Path(name), attributes, positive_actions, seed)
+    raise ValueError(f"unknown dataset {str(name)!r}: choose one of {DATASETS}, or give the path "
+                     "of your own interactions table (.csv, .tsv, .parquet) or sequence file "
+                     "(no file is at that path)")
 
 
 def _world(profile: Profile) -> Dataset:
@@ -69,13 +119,61 @@ def _world(profile: Profile) -> Dataset:
     return Dataset("world", frame, items, world.content, split)
 
 
-def _movielens() -> Dataset:
-    ml = load_movielens()
+def _movielens(release: str, name: str, data_dir, tie_seed: int | None) -> Dataset:
+    ml = load_movielens(release, data_dir=data_dir, tie_seed=tie_seed)
     frame = ml.interactions
     split = leave_one_out(user_sequences(frame), ml.n_items,
                           timestamps=user_events(frame, "timestamp"))
     items = ml.items.assign(label=ml.items["title"].str.slice(0, 28))
-    return Dataset("movielens", frame, items, movie_content(ml.items), split)
+    return Dataset(name, frame, items, movie_content(ml.items), split)
+
+
+def _amazon(name: str, data_dir, seed: int) -> Dataset:
+    amazon = load_amazon(AMAZON[name], data_dir=data_dir, seed=seed)
+    frame = amazon.interactions
+    split = leave_one_out(user_sequences(frame), amazon.n_items,
+                          timestamps=user_events(frame, "timestamp"))
+    items = amazon.items.assign(label=amazon.items["title"].str.slice(0, 28))
+    return Dataset(name, frame, items, amazon_content(amazon.items, dim=None), split)
+
+
+def _own(path: Path, attributes, positive_actions, seed: int) -> Dataset:
+    """Your interactions table or sequence file, split like the built-in datasets."""
+    own = (read_interactions(path, seed) if path.suffix.lower() in TABLE_SUFFIXES
+           else read_sequences(path))
+    frame = own.interactions
+    consumed = None
+    if positive_actions is not None:
+        if "action" not in frame.columns:
+            raise ValueError(f"positive_actions= was given but {path.name} has no action column")
+        unknown = set(positive_actions) - set(frame["action"].cat.categories)
+        if unknown:
+            raise ValueError(f"positive_actions {sorted(unknown)} do not occur in {path.name}; "
+                             f"its actions are {list(frame['action'].cat.categories)}")
+        consumed = tuple(positive_actions)
+    split = leave_one_out(user_sequences(frame, consumed), own.n_items,
+                          timestamps=(user_events(frame, "timestamp", consumed)
+                                      if own.has_timestamps else None))
+    items = own.items.assign(label=own.items["item_id"].astype(str).str.slice(0, 28))
+    if attributes is not None:
+        content = lsa_content(attribute_documents(attributes, items), items["item"], dim=None,
+                              seed=seed)
+    else:
+        content = cooccurrence_content(split.train, own.n_items, seed)
+    return Dataset(path.name, frame, items, content, split, own.has_timestamps, consumed)
+
+
+def cooccurrence_content(train: dict[int, np.ndarray], n_items: int, seed: int = 0
+                         ) -> np.ndarray:
+    """Stand-in content (I + 1, D) when items have no attributes: latent semantic analysis of
+    the item-user matrix of the TRAINING sequences only (never the validation or test items),
+    each item a document of the users who consumed it. Items two users share end up close:
+    behaviour, not content. Items no training sequence holds keep a zero row."""
+    users_of = [[] for _ in range(n_items)]
+    for user, items in train.items():
+        for item in np.unique(items):
+            users_of[item - 1].append(f"user:{user}")
+    return lsa_content(users_of, np.arange(1, n_items + 1), dim=None, seed=seed)
 
 
 @dataclass
@@ -96,21 +194,29 @@ def event_stream(data: Dataset) -> EventStream:
     conversion, positive: click, like, conversion. An exposure is logged one second before
     the item it was shown beside, so a user's last event, the test target, is always a
     consumed item: the same target as in `data.split`.
-    MovieLens: every rating, as in `data.split`; the action is the rating rounded up to whole
-    stars (1..5), positive: 4 and 5 stars.
+    Your table with an action column: every event; action ids 1..A in the sorted order of the
+    action names, positive: `data.positive_actions` (all when None). Unless your positive
+    events come last, the test target can differ from `data.split`'s.
+    MovieLens and Amazon: every rating, as in `data.split`; the action is the rating rounded
+    up to whole stars (1..5), positive: 4 and 5 stars.
     """
     frame = data.interactions
     if data.name == "world":
-        actions, positive = user_events(frame, "action"), tuple(range(2, len(ACTIONS) + 1))
+        actions, n_actions = user_events(frame, "action"), len(ACTIONS)
+        positive = tuple(range(2, len(ACTIONS) + 1))
+    elif "action" in frame.columns:
+        names = list(frame["action"].cat.categories)
+        actions, n_actions = user_events(frame, "action"), len(names)
+        positive = tuple(names.index(a) + 1 for a in (data.positive_actions or names))
     elif "rating" in frame.columns:
         stars = frame.assign(action=np.ceil(frame["rating"]).clip(1, 5).astype(np.int64))
-        actions, positive = user_events(stars, "action"), (4, 5)
+        actions, n_actions, positive = user_events(stars, "action"), 5, (4, 5)
     else:
-        raise ValueError(f"{data.name!r} has neither world actions nor ratings to turn into "
+        raise ValueError(f"{data.name!r} has neither actions nor ratings to turn into "
                          "actions; use data.split (items and timestamps only)")
     split = leave_one_out(user_sequences(frame), data.n_items, actions=actions,
                           timestamps=user_events(frame, "timestamp"))
-    return EventStream(split, max(positive), positive)
+    return EventStream(split, n_actions, positive)
 
 
 def standardise(content, per_feature: bool = True) -> torch.Tensor:

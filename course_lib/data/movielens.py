@@ -1,21 +1,30 @@
 """MovieLens: load it, download it safely, and give its movies content vectors.
 
-Two releases from GroupLens (Harper & Konstan 2015, "The MovieLens Datasets: History and
+Three releases from GroupLens (Harper & Konstan 2015, "The MovieLens Datasets: History and
 Context", ACM TiiS 5(4)) are supported:
 
 * `ml-latest-small`: 100,836 ratings by 610 users of 9,742 movies, CSV files with headers;
 * `ml-1m`: 1,000,209 ratings by 6,040 users of 3,883 movies, `::`-separated, movies.dat in
-  latin-1.
+  latin-1 (SASRec's and HSTU's ML-1M);
+* `ml-20m`: 20,000,263 ratings by 138,493 users of 27,278 movies, CSV files with headers
+  like ml-latest-small (HSTU's ML-20M).
 
 What `load_movielens` returns follows the course's conventions (see `sequences`): item ids
 are 1..I and 0 is padding. Every movie of the movies file becomes an item, sorted by its
 original movieId, so movies nobody rated stay as cold items: they have content (title,
 genres, year) but no interactions. Users are renumbered 1..U in order of their original id.
 
+Time order: by user, then timestamp. Ratings at the same second keep the file's order by
+default (GroupLens sorts by movie id), as the lessons measured their numbers with it;
+`tie_seed` orders them by a seeded shuffle instead (`interactions.chronological`), the rule
+the course applies to every other dataset (`load_dataset` does for ml-1m and ml-20m).
+
 Where the files are looked for: `data_dir`, else `$COURSE_DATA_DIR`, else the repository's
-`data/` folder. When they are missing, `download_movielens` fetches the official zip, checks
-the SHA-256 of the files we use, and only then moves the folder into place; on any failure it
-removes what it wrote, so no half file is ever left to be mistaken for data.
+`data/` folder. When they are missing, `download_movielens` fetches the official zip
+(`download.download_file`: a progress bar, the zip's MD5 checked against the one GroupLens
+publishes beside it, `<zip>.md5`), unpacks it, checks the SHA-256 of the files we read where
+we pin them, and only then moves the folder into place; on any failure it removes what it
+wrote, so no half file is ever left to be mistaken for data.
 
 `movie_content` turns each movie's title words, genres and decade into a dense vector
 (TF-IDF, then truncated SVD, i.e. latent semantic analysis, Deerwester et al. 1990), the
@@ -24,53 +33,57 @@ content that semantic-ID lessons quantize. Shapes: I items, D = dim.
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import re
 import shutil
 import tempfile
-import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.decomposition import TruncatedSVD
-from sklearn.feature_extraction.text import TfidfVectorizer
-from tqdm.auto import tqdm
+
+from course_lib.data.content import lsa_content
+from course_lib.data.download import default_data_dir, download_file, file_digest
+from course_lib.data.interactions import chronological
 
 ML_LATEST_SMALL = "ml-latest-small"
 ML_1M = "ml-1m"
+ML_20M = "ml-20m"
 
 URLS = {
     ML_LATEST_SMALL: "https://files.grouplens.org/datasets/movielens/ml-latest-small.zip",
     ML_1M: "https://files.grouplens.org/datasets/movielens/ml-1m.zip",
+    ML_20M: "https://files.grouplens.org/datasets/movielens/ml-20m.zip",
 }
 FILES = {  # (ratings, movies) of each release
     ML_LATEST_SMALL: ("ratings.csv", "movies.csv"),
     ML_1M: ("ratings.dat", "movies.dat"),
+    ML_20M: ("ratings.csv", "movies.csv"),
 }
-# SHA-256 of the files we read, from the official 2018 release of ml-latest-small. We have no
-# trusted checksums for ml-1m, so its download is only checked for the presence of its files.
+# MD5 of each zip as GroupLens publishes it beside the zip (URLS[name] + ".md5"). The
+# ml-latest-small zip is re-released from time to time, so it has none here: its files are
+# pinned by SHA-256 below instead.
+ZIP_MD5 = {
+    ML_LATEST_SMALL: None,
+    ML_1M: "c4d9eecfca2ab87c1945afe126590906",
+    ML_20M: "cd245b17a1ae2cc31bb14903e1204af3",
+}
+# SHA-256 of the files we read, from the official 2018 release of ml-latest-small; ml-1m and
+# ml-20m are covered by their zip's MD5.
 SHA256 = {
     ML_LATEST_SMALL: {
         "ratings.csv": "aa289ca83157595d0df6aea1be6a4ded676ddc4385472e8313a8ed9805352646",
         "movies.csv": "5a5f32dd9bb3797b8e728a1b98958789d2b13f294a69fdfbc5727f8a9611aa07",
     },
     ML_1M: {},
+    ML_20M: {},
 }
 
 # "Heat (1995)", "Death Note: Desu nôto (2006–2007)": a year, or a range, ends the title.
 _YEAR = re.compile(r"\s*\((\d{4})(?:\s*[-–]\s*\d{0,4})?\)$")
-
-
-def default_data_dir() -> Path:
-    """$COURSE_DATA_DIR when set, else the `data/` folder at the repository root."""
-    if os.environ.get("COURSE_DATA_DIR"):
-        return Path(os.environ["COURSE_DATA_DIR"])
-    return Path(__file__).resolve().parents[2] / "data"
 
 
 @dataclass
@@ -78,7 +91,7 @@ class MovieLens:
     """One MovieLens release, renumbered for the course.
 
     interactions: user (1..U), item (1..I), timestamp (seconds), rating; sorted by user, then
-        time (ties keep the file's order).
+        time (ties keep the file's order, or are shuffled with `tie_seed`).
     items: one row per movie: item (1..I), movie_id (GroupLens id), title (year removed),
         genres ("A|B" as in the file), year (nullable Int64, <NA> when the title has none).
     """
@@ -97,9 +110,11 @@ class MovieLens:
 
 
 def load_movielens(name: str = ML_LATEST_SMALL, data_dir: str | Path | None = None,
-                   download: bool = True, url: str | None = None) -> MovieLens:
+                   download: bool = True, url: str | None = None,
+                   tie_seed: int | None = None) -> MovieLens:
     """Load `name` from `data_dir/name/` (default: `default_data_dir()`), downloading it
-    first when it is missing and `download` is True."""
+    first when it is missing and `download` is True. tie_seed: None keeps the file's order
+    for ratings at the same second; an int shuffles them with that seed."""
     _check_name(name)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
     folder = data_dir / name
@@ -107,9 +122,12 @@ def load_movielens(name: str = ML_LATEST_SMALL, data_dir: str | Path | None = No
         if not download:
             raise FileNotFoundError(_missing_message(name, folder))
         folder = download_movielens(name, data_dir, url)
-    ratings, movies = _read_ml_latest(folder) if name == ML_LATEST_SMALL else _read_ml_1m(folder)
+    ratings, movies = _read_ml_1m(folder) if name == ML_1M else _read_ml_latest(folder)
     items = _items_table(movies)
-    return MovieLens(name, _interactions_table(ratings, items), items)
+    interactions = _interactions_table(ratings, items)
+    if tie_seed is not None:
+        interactions = chronological(interactions, tie_seed)
+    return MovieLens(name, interactions, items)
 
 
 def _check_name(name: str) -> None:
@@ -131,7 +149,8 @@ def _missing_message(name: str, folder: Path) -> str:
 # ---- reading the two file layouts -----------------------------------------------------------
 
 def _read_ml_latest(folder: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """ratings.csv (userId,movieId,rating,timestamp) and movies.csv (movieId,title,genres)."""
+    """ratings.csv (userId,movieId,rating,timestamp) and movies.csv (movieId,title,genres), the
+    layout of ml-latest-small and ml-20m."""
     ratings = pd.read_csv(folder / "ratings.csv",
                           dtype={"userId": "int64", "movieId": "int64", "rating": "float32",
                                  "timestamp": "int64"})
@@ -206,8 +225,8 @@ def _interactions_table(ratings: pd.DataFrame, items: pd.DataFrame) -> pd.DataFr
 # ---- downloading ----------------------------------------------------------------------------
 
 def download_movielens(name: str, data_dir: Path, url: str | None = None) -> Path:
-    """Fetch the zip of `name` (from GroupLens, or `url`), unpack and verify it, and move it to
-    `data_dir/name/`; return that folder.
+    """Fetch the zip of `name` (from GroupLens, or `url`), check its MD5, unpack and verify
+    it, and move it to `data_dir/name/`; return that folder.
 
     Everything is written under temporary names in `data_dir` first and renamed into place only
     after the checksums match, so an interrupted or corrupt download leaves `data_dir` as it
@@ -221,13 +240,14 @@ def download_movielens(name: str, data_dir: Path, url: str | None = None) -> Pat
     if target.exists():
         raise RuntimeError(f"{target} exists but lacks {' and '.join(FILES[name])}; delete it "
                            "and try again")
-    url = url or URLS[name]
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd, zip_path = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip.part", dir=data_dir)
+    fd, zip_path = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip", dir=data_dir)
     os.close(fd)
     unpacked = Path(tempfile.mkdtemp(prefix=f".{name}-", suffix=".part", dir=data_dir))
     try:
-        _fetch(url, Path(zip_path), name, target)
+        download_file(url or URLS[name], zip_path, md5=ZIP_MD5[name], offline_hint=(
+            f"If you are offline, download {URLS[name]} on a machine with internet and unpack "
+            f"it into {target}, or set COURSE_DATA_DIR to a folder that holds {name}/."))
         folder = _unpack(Path(zip_path), unpacked, name)
         _verify(folder, name)
         folder.chmod(0o755)  # mkdtemp makes it private; the data is not
@@ -236,24 +256,6 @@ def download_movielens(name: str, data_dir: Path, url: str | None = None) -> Pat
         Path(zip_path).unlink(missing_ok=True)
         shutil.rmtree(unpacked, ignore_errors=True)
     return target
-
-
-def _fetch(url: str, path: Path, name: str, target: Path) -> None:
-    """Stream `url` into `path`, with a progress bar when the size is known."""
-    try:
-        with urllib.request.urlopen(url, timeout=60) as response, open(path, "wb") as out:
-            size = response.headers.get("Content-Length")
-            with tqdm(total=int(size) if size else None, unit="B", unit_scale=True,
-                      desc=f"{name}.zip", disable=not size, leave=False) as bar:
-                while chunk := response.read(1 << 20):
-                    out.write(chunk)
-                    bar.update(len(chunk))
-    except OSError as error:  # URLError, HTTPError and timeouts are all OSErrors
-        reason = getattr(error, "reason", error)
-        raise RuntimeError(
-            f"could not download {url}: {reason}. If you are offline, download {URLS[name]} on "
-            f"a machine with internet and unpack it into {target}, or set COURSE_DATA_DIR to a "
-            f"folder that holds {name}/.") from error
 
 
 def _unpack(zip_path: Path, into: Path, name: str) -> Path:
@@ -275,20 +277,12 @@ def _unpack(zip_path: Path, into: Path, name: str) -> Path:
 def _verify(folder: Path, name: str) -> None:
     """Compare the SHA-256 of the files we read with the pinned ones."""
     for filename, expected in SHA256[name].items():
-        actual = _sha256(folder / filename)
+        actual = file_digest(folder / filename, "sha256")
         if actual != expected:
             raise RuntimeError(
                 f"checksum mismatch for {name}/{filename}: expected {expected}, got {actual}. "
                 "The download is corrupt or not the official release; nothing was kept. Try "
                 "again, or unpack a copy you trust into the data folder yourself.")
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while chunk := f.read(1 << 20):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 # ---- content vectors ------------------------------------------------------------------------
@@ -297,23 +291,15 @@ def movie_content(items: pd.DataFrame, dim: int = 32, seed: int = 0) -> np.ndarr
     """Content vectors of the movies, (I + 1, D) float32: row i is item i, row 0 (padding) is
     zeros, the other rows have unit L2 norm.
 
-    Latent semantic analysis (Deerwester et al. 1990): TF-IDF over each movie's title words,
-    genre tokens and a decade token, reduced to `dim` dimensions by truncated SVD.
+    Latent semantic analysis (Deerwester et al. 1990, `content.lsa_content`): TF-IDF over
+    each movie's title words, genre tokens and a decade token, reduced to `dim` dimensions by
+    truncated SVD.
     """
-    if dim < 1:
+    if dim is None or dim < 1:
         raise ValueError(f"dim must be >= 1, got {dim}")
     documents = [_movie_tokens(t, g, y) for t, g, y in
                  zip(items["title"], items["genres"], items["year"])]
-    tfidf = TfidfVectorizer(analyzer=_identity).fit_transform(documents)  # (I, features)
-    n_movies, n_features = tfidf.shape
-    if dim >= n_features or dim > n_movies:
-        raise ValueError(f"dim={dim} is too large: these {n_movies} movies have {n_features} "
-                         f"TF-IDF features; pick dim < {n_features} and <= {n_movies}")
-    vectors = TruncatedSVD(dim, random_state=seed).fit_transform(tfidf)  # (I, D)
-    vectors /= np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
-    content = np.zeros((int(items["item"].max()) + 1, dim), dtype=np.float32)
-    content[items["item"].to_numpy()] = vectors
-    return content
+    return lsa_content(documents, items["item"].to_numpy(), dim, seed)
 
 
 def _movie_tokens(title: str, genres: str, year) -> list[str]:
@@ -322,8 +308,4 @@ def _movie_tokens(title: str, genres: str, year) -> list[str]:
     tokens += [f"genre:{g.lower()}" for g in genres.split("|") if g]
     if not pd.isna(year):
         tokens.append(f"decade:{int(year) // 10 * 10}")
-    return tokens
-
-
-def _identity(tokens: list[str]) -> list[str]:
     return tokens

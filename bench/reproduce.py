@@ -1,0 +1,331 @@
+"""Reproduce the papers' tables: popularity, SASRec (BCE and softmax), HSTU and TIGER on a real
+dataset under one protocol, printed beside the published numbers.
+
+    python bench/reproduce.py --dataset ml-1m --device cuda           # every model
+    python bench/reproduce.py --dataset amazon-beauty --models sasrec-bce,tiger
+    python bench/reproduce.py --sequences Beauty.txt --attributes Beauty_item2attributes.json
+    python bench/reproduce.py --dataset movielens --epochs 2 --json results.json   # a CPU smoke run
+
+Datasets: the names of `course_lib.data.datasets.load_dataset` (movielens = ml-latest-small,
+ml-1m, ml-20m, amazon-beauty, amazon-sports, amazon-toys), or your own sequence file (one
+line per user, `user item item ...`, the S3Rec/RecBole layout) or interactions table, with
+an optional item-attributes JSON as TIGER's content.
+
+Protocol, the same for every model: leave-one-out (each user's last item is the test target,
+the one before it the validation target), full ranking over the whole catalogue with the
+user's history masked, HR@K (= Recall@K with one target) and NDCG@K on the TEST targets,
+with the weights of the epoch of best validation NDCG@10 (early stopping after --patience
+epochs without gain; --epochs caps the run, e.g. for a CPU). One training loop
+(`train.fit`), one evaluation (`train.evaluate_model`); the models are built as lessons 01,
+06 and 07 build them.
+
+Where the published numbers come from, and what differs (read a gap with these in mind):
+* ML-1M and ML-20M, SASRec and HSTU: the README of the HSTU reference code
+  (facebookresearch/generative-recommenders), full ranking. That SASRec was trained with
+  sampled softmax, so it is printed beside our full-softmax "sasrec-softmax". The README
+  reports the best TEST value seen during training (the repository has no validation split);
+  we choose the epoch on validation, which can only be lower or equal.
+* Amazon Beauty, Sports, Toys: the TIGER paper (Rajput et al. 2023, NeurIPS), its table of
+  Recall@5/10 and NDCG@5/10; its SASRec rows are copied from earlier papers and used BCE, so
+  they sit beside "sasrec-bce". TIGER there encodes item text with Sentence-T5 and an RQ-VAE
+  (3 levels x 256 codes) and trains 200k steps; here the content is TF-IDF + SVD of the same
+  fields and the IDs are RQ-KMeans (lesson 06's choice), trained for --epochs.
+* MovieLens movies that nobody rated stay in the catalogue as cold items (the loader keeps
+  every movie of movies.dat), so they are ranked too. ml-1m's and ml-20m's same-second
+  ratings and Amazon's same-day reviews are ordered by a seeded shuffle, never by the files'
+  order (`movielens`, the lessons' ml-latest-small, keeps the file's order).
+* The SASRec paper's own ML-1M numbers (HR@10 .8245, NDCG@10 .5905) rank the target among
+  100 sampled negatives, not the full catalogue: a different protocol, not comparable here.
+The sizes follow each source's setting (SETTINGS); TIGER's follow the profile (the paper's
+in the full profile, small ones in the quick profile).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import time
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:          # run as `python bench/reproduce.py` from anywhere
+    sys.path.insert(0, str(ROOT))
+
+from course_lib import get_device, get_profile, seed_everything  # noqa: E402
+from course_lib.data.datasets import Dataset, load_dataset, standardise  # noqa: E402
+from course_lib.data.sequences import next_item_batches, next_item_examples  # noqa: E402
+from course_lib.models.baselines import Popularity  # noqa: E402
+from course_lib.models.hstu import HSTU, HSTUConfig  # noqa: E402
+from course_lib.models.sasrec import SASRec, SASRecConfig  # noqa: E402
+from course_lib.models.tiger import TIGER, TIGERConfig  # noqa: E402
+from course_lib.quantize.kmeans import rq_kmeans  # noqa: E402
+from course_lib.quantize.residual import residual_quantize  # noqa: E402
+from course_lib.quantize.semantic_ids import SemanticIds  # noqa: E402
+from course_lib.train import evaluate_model, fit, warmup_inverse_sqrt  # noqa: E402
+
+MODELS = ("popularity", "sasrec-bce", "sasrec-softmax", "hstu", "tiger")
+CUTOFFS = (5, 10, 50, 200)             # TIGER, which ranks by beam search, reports 5 and 10
+
+HSTU_README = ("HSTU reference code README (facebookresearch/generative-recommenders), "
+               "full ranking, SASRec trained with sampled softmax")
+TIGER_PAPER = ("TIGER paper (Rajput et al. 2023), Amazon results table; its SASRec row is "
+               "copied from earlier papers (BCE)")
+# (dataset, model) -> published test metrics. Recall@K is HR@K with one target per user.
+PUBLISHED = {
+    ("ml-1m", "sasrec-softmax"): {"HR@10": .2853, "NDCG@10": .1603, "HR@50": .5474,
+                                  "HR@200": .7528},
+    ("ml-1m", "hstu"): {"HR@10": .3097, "NDCG@10": .1720},
+    ("ml-20m", "sasrec-softmax"): {"HR@10": .2889, "NDCG@10": .1621},
+    ("ml-20m", "hstu"): {"HR@10": .3273, "NDCG@10": .1895},
+    ("amazon-beauty", "sasrec-bce"): {"HR@5": .0387, "NDCG@5": .0249, "HR@10": .0605,
+                                      "NDCG@10": .0318},
+    ("amazon-beauty", "tiger"): {"HR@5": .0454, "NDCG@5": .0321, "HR@10": .0648,
+                                 "NDCG@10": .0384},
+    ("amazon-sports", "sasrec-bce"): {"HR@5": .0233, "NDCG@5": .0154, "HR@10": .0350,
+                                      "NDCG@10": .0192},
+    ("amazon-sports", "tiger"): {"HR@5": .0264, "NDCG@5": .0181, "HR@10": .0400,
+                                 "NDCG@10": .0225},
+    ("amazon-toys", "sasrec-bce"): {"HR@5": .0463, "NDCG@5": .0306, "HR@10": .0675,
+                                    "NDCG@10": .0374},
+    ("amazon-toys", "tiger"): {"HR@5": .0521, "NDCG@5": .0371, "HR@10": .0712,
+                               "NDCG@10": .0432},
+}
+SOURCES = {"ml-1m": HSTU_README, "ml-20m": HSTU_README, "amazon-beauty": TIGER_PAPER,
+           "amazon-sports": TIGER_PAPER, "amazon-toys": TIGER_PAPER}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Sizes of SASRec and HSTU, and the training settings all sequence models share."""
+
+    max_len: int
+    d_model: int
+    n_blocks: int
+    n_heads: int
+    dropout: float
+    negatives: int = 128        # HSTU's sampled softmax (128 on MovieLens in the reference)
+    batch_size: int = 128
+    lr: float = 1e-3
+
+
+SETTINGS = {
+    # SASRec paper's and HSTU README's ML-1M setting.
+    "movielens": Settings(max_len=200, d_model=50, n_blocks=2, n_heads=1, dropout=0.2),
+    # HSTU README's ML-20M setting (its dropout is not stated there: 0.2 as on ML-1M).
+    "ml-20m": Settings(max_len=200, d_model=256, n_blocks=4, n_heads=4, dropout=0.2),
+    # Our choice for short Amazon histories (5-core: ~9 reviews per user): max_len 50, width
+    # 64 and dropout 0.5 as the HSTU README's Amazon Books setting, 2 blocks x 1 head.
+    "short": Settings(max_len=50, d_model=64, n_blocks=2, n_heads=1, dropout=0.5),
+}
+TIGER_BATCH, TIGER_LR, TIGER_WARMUP = 256, 1e-2, 10_000    # the paper's; warm-up as lesson 06
+ID_LEVELS, MAX_CODEBOOK = 3, 256                          # the paper's 3 levels x 256 codes
+
+
+def settings_for(dataset: str) -> Settings:
+    if dataset == "ml-20m":
+        return SETTINGS["ml-20m"]
+    if dataset in ("ml-1m", "movielens"):
+        return SETTINGS["movielens"]
+    return SETTINGS["short"]
+
+
+# --- the models ------------------------------------------------------------------------------
+
+def train_sequence_model(model, data: Dataset, settings: Settings, epochs: int, patience: int,
+                         device, n_negatives: int, timestamps: bool = False, **optimizer):
+    """SASRec or HSTU through `train.fit`, best validation NDCG@10 kept; `optimizer`: fit's
+    optimizer settings (default Adam)."""
+    split = data.split
+    valid = split.evaluation("valid")
+    times = split.timestamps if timestamps else None
+    result = fit(model, lambda epoch: next_item_batches(
+        split.train, data.n_items, settings.max_len, settings.batch_size, n_negatives,
+        seed=epoch, timestamps=times),
+        validate=lambda m: evaluate_model(m, valid, ks=(10,), device=device)["NDCG@10"],
+        epochs=epochs, patience=patience, lr=settings.lr, device=device, progress=False,
+        **optimizer)
+    return model, result
+
+
+def sasrec(loss_type: str):
+    def build_and_train(data, settings, epochs, patience, device, profile):
+        model = SASRec(SASRecConfig(data.n_items, max_len=settings.max_len,
+                                    d_model=settings.d_model, n_blocks=settings.n_blocks,
+                                    n_heads=settings.n_heads, dropout=settings.dropout,
+                                    loss_type=loss_type))
+        negatives = 1 if loss_type == "bce" else 0      # one uniform negative, as the paper
+        return train_sequence_model(model, data, settings, epochs, patience, device, negatives)
+    return build_and_train
+
+
+def hstu(data, settings, epochs, patience, device, profile):
+    """Item-only HSTU as the public retrieval runs (ratings ignored), with the time part of
+    the relative bias where the data has real timestamps; AdamW with betas (0.9, 0.98) and no
+    weight decay, as the reference."""
+    model = HSTU(HSTUConfig(data.n_items, max_len=settings.max_len, d_model=settings.d_model,
+                            n_blocks=settings.n_blocks, n_heads=settings.n_heads,
+                            dropout=settings.dropout, use_actions=False,
+                            use_time_bias=data.has_timestamps))
+    return train_sequence_model(model, data, settings, epochs, patience, device,
+                                settings.negatives, timestamps=data.has_timestamps,
+                                optimizer="adamw", betas=(0.9, 0.98))
+
+
+def semantic_ids(data: Dataset, seed: int) -> SemanticIds:
+    """RQ-KMeans semantic IDs of every item (lesson 06): k-means fitted on the content of the
+    items the training sequences hold, 3 levels of K codes, K = 256 or less for small
+    catalogues, plus the collision token."""
+    content = data.content[1:]                                              # (I, X)
+    x = standardise(content[:, content.std(axis=0) > 1e-6])   # a constant feature says nothing
+    seen = Popularity(data.split.train, data.n_items).counts[1:] > 0        # (I,)
+    codebook = min(MAX_CODEBOOK, 2 ** int(math.log2(max(2, int(seen.sum()) // 4))))
+    fitted = rq_kmeans(x[seen], n_levels=ID_LEVELS, codebook_size=codebook, seed=seed)
+    codes = residual_quantize(x, fitted.codebooks).codes                    # (I, L)
+    return SemanticIds.from_codes(codes, [codebook] * ID_LEVELS)
+
+
+def tiger(data, settings, epochs, patience, device, profile):
+    """TIGER as lesson 06 trains it: AdamW, lr 0.01 with inverse-square-root decay after a
+    warm-up, batches of 256 (history, next item) examples."""
+    ids = semantic_ids(data, seed=0)
+    config = TIGERConfig(**profile.tiger)
+    model = TIGER(ids, config)
+    split, valid = data.split, data.split.evaluation("valid")
+    n_examples = sum(max(len(s) - 1, 0) for s in split.train.values())
+    warmup = max(1, min(TIGER_WARMUP, epochs * math.ceil(n_examples / TIGER_BATCH) // 4))
+    result = fit(model, lambda epoch: next_item_examples(split.train, config.max_items,
+                                                         TIGER_BATCH, seed=epoch),
+                 validate=lambda m: evaluate_model(m, valid, ks=(10,), device=device)["NDCG@10"],
+                 epochs=epochs, patience=patience, lr=TIGER_LR, optimizer="adamw",
+                 schedule=warmup_inverse_sqrt(warmup), device=device, progress=False)
+    return model, result
+
+
+def popularity(data, settings, epochs, patience, device, profile):
+    return Popularity(data.split.train, data.n_items), None
+
+
+TRAINERS = {"popularity": popularity, "sasrec-bce": sasrec("bce"),
+            "sasrec-softmax": sasrec("softmax"), "hstu": hstu, "tiger": tiger}
+
+
+# --- the run ---------------------------------------------------------------------------------
+
+def parse_args(argv=None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--dataset", help="a load_dataset name, e.g. ml-1m or amazon-beauty")
+    source.add_argument("--sequences", help="your file: `user item item ...` per line, or an "
+                                            "interactions table (.csv, .parquet)")
+    parser.add_argument("--attributes", help="item attributes JSON {item: [ids]} (with "
+                                             "--sequences): TIGER's content")
+    parser.add_argument("--models", default=",".join(MODELS),
+                        help=f"comma-separated, from {','.join(MODELS)}")
+    parser.add_argument("--epochs", type=int, help="cap on epochs per model (default: the "
+                                                   "profile's)")
+    parser.add_argument("--patience", type=int, default=10,
+                        help="epochs without validation gain before stopping (default 10)")
+    parser.add_argument("--max-len", type=int, help="override the dataset's max_len")
+    parser.add_argument("--d-model", type=int, help="override the dataset's width")
+    parser.add_argument("--profile", help="quick or full (default: COURSE_PROFILE, else full "
+                                          "on a GPU and quick on a CPU)")
+    parser.add_argument("--device", help="cpu, cuda or mps (default: the best available)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", help="write the rows to this file as JSON")
+    args = parser.parse_args(argv)
+    models = [m.strip() for m in args.models.split(",") if m.strip()]
+    unknown = sorted(set(models) - set(MODELS))
+    if unknown or not models:
+        parser.error(f"unknown models {unknown}; choose from {','.join(MODELS)}")
+    if args.attributes and not args.sequences:
+        parser.error("--attributes goes with --sequences (built-in datasets bring content)")
+    for name in ("epochs", "patience", "max_len", "d_model"):
+        value = getattr(args, name)
+        if value is not None and value < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    args.models = models
+    return args
+
+
+def load(args, profile) -> tuple[Dataset, str]:
+    if args.sequences:
+        data = load_dataset(args.sequences, profile, attributes=args.attributes,
+                            seed=args.seed)
+        return data, data.name
+    data = load_dataset(args.dataset, profile, seed=args.seed)
+    if data.name != args.dataset:          # "movielens" falls back to the world when absent
+        raise SystemExit(f"{args.dataset} could not be read (see above); reproduce.py runs on "
+                         "real data only: set COURSE_DATA_DIR to the folder that holds it")
+    return data, data.name
+
+
+def run_model(name, data, dataset, settings, epochs, args, device, profile) -> dict:
+    seed_everything(args.seed)
+    start = time.perf_counter()
+    model, result = TRAINERS[name](data, settings, epochs, args.patience, device, profile)
+    seconds = time.perf_counter() - start
+    cutoffs = (5, 10) if name == "tiger" else CUTOFFS
+    ks = tuple(k for k in cutoffs if k <= data.n_items)
+    metrics = evaluate_model(model, data.split.evaluation("test"), ks=ks, device=device)
+    published = PUBLISHED.get((dataset, name), {})
+    return {"model": name, "dataset": dataset, "split": "test", **metrics,
+            "best_epoch": None if result is None else result.best_epoch,
+            "epochs_run": None if result is None else len(result.train_loss),
+            "train_seconds": round(seconds, 1),
+            "published": published, "source": SOURCES.get(dataset) if published else None}
+
+
+def table(rows: list[dict]) -> str:
+    """A Markdown table: ours beside the published value of each metric the source gives."""
+    lines = ["| model | HR@10 | NDCG@10 | HR@5 | NDCG@5 | published HR@10 | published NDCG@10 "
+             "| best epoch / run | train (s) |", "|---|" + "---:|" * 8]
+    show = lambda v: "" if v is None else f"{v:.4f}"                        # noqa: E731
+    for r in rows:
+        p = r["published"]
+        epochs = "" if r["best_epoch"] is None else f"{r['best_epoch']} / {r['epochs_run']}"
+        lines.append(f"| {r['model']} | {show(r.get('HR@10'))} | {show(r.get('NDCG@10'))} | "
+                     f"{show(r.get('HR@5'))} | {show(r.get('NDCG@5'))} | "
+                     f"{show(p.get('HR@10'))} | {show(p.get('NDCG@10'))} | {epochs} | "
+                     f"{r['train_seconds']:.1f} |")
+    return "\n".join(lines)
+
+
+def main(argv=None) -> list[dict]:
+    args = parse_args(argv)
+    profile = get_profile(args.profile)
+    device = get_device(args.device)
+    data, dataset = load(args, profile)
+    settings = settings_for(dataset)
+    settings = replace(settings, max_len=args.max_len or settings.max_len,
+                       d_model=args.d_model or settings.d_model)
+    epochs = args.epochs or profile.epochs
+    lengths = np.array([len(s) + 2 for s in data.split.train.values()])
+    print(f"{dataset}: {len(lengths):,} users, {data.n_items:,} items, {lengths.sum():,} "
+          f"interactions (mean {lengths.mean():.1f} per user, {data.split.n_dropped} users "
+          f"with < 3 dropped); device {device}, profile {profile.name}, at most {epochs} "
+          f"epochs, patience {args.patience}")
+    print(f"settings: {settings}; TIGER: {TIGERConfig(**profile.tiger)}")
+    rows = []
+    for name in args.models:
+        rows.append(run_model(name, data, dataset, settings, epochs, args, device, profile))
+        print(f"  {name}: HR@10 {rows[-1].get('HR@10', float('nan')):.4f}, NDCG@10 "
+              f"{rows[-1].get('NDCG@10', float('nan')):.4f} ({rows[-1]['train_seconds']:.0f} s)",
+              flush=True)
+    print(f"\ntest split, full ranking, history masked; best epoch on validation NDCG@10\n")
+    print(table(rows))
+    sources = sorted({r["source"] for r in rows if r["source"]})
+    for source in sources:
+        print(f"\npublished: {source}")
+    if not sources:
+        print(f"\nno published numbers for {dataset}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
+    return rows
+
+
+if __name__ == "__main__":
+    main()
