@@ -25,9 +25,9 @@ def test_environment_yml_lists_the_same_packages_as_pyproject():
     conda = set()
     text = (ROOT / "environment.yml").read_text()
     for line in text.split("dependencies:", 1)[1].splitlines():
-        m = re.match(r"^\s{2}- ([A-Za-z0-9_.-]+)", line)
-        if m and m.group(1) not in ("python", "pip"):
-            name = _name(m.group(1))
+        m = re.match(r"^\s{2}- ([A-Za-z0-9_.-]+)|^\s{6}- ([A-Za-z][A-Za-z0-9_.-]*)$", line)
+        if m and (m.group(1) or m.group(2)) not in ("python", "pip"):
+            name = _name(m.group(1) or m.group(2))
             conda.add(CONDA_NAMES.get(name, name))
     assert conda == pypi, f"only in pyproject: {pypi - conda}; only in environment.yml: {conda - pypi}"
 
