@@ -1,7 +1,10 @@
 """Lesson 06's checks: answers written from the definitions with loops, sets and another
 sampler pass (so the checks agree with the definitions, not only with the library), the
 library's references pass, typical mistakes fail with the case named and the mistake
-recognised, and an unfinished task is reported as not implemented."""
+recognised, and an unfinished task is reported as not implemented. The beam-recall measurement
+is checked against exact scores written with loops: the right share passes, measurements of
+the wrong thing (the beams against themselves, a renormalised softmax, unconstrained beams)
+fail, and each wrong explanation fails with its reason."""
 import math
 
 import pytest
@@ -11,7 +14,7 @@ from course_lib.grading import lesson06 as checks
 from course_lib.grading.checks import CheckFailed, NotImplementedYet
 from course_lib.models.tiger import Vocabulary
 from course_lib.quantize.semantic_ids import PrefixTrie, SemanticIds
-from course_lib.retrieval import beam_step, sample_tokens
+from course_lib.retrieval import beam_search, beam_step, sample_tokens
 
 
 # --- the library's references -------------------------------------------------------------
@@ -395,3 +398,99 @@ def test_a_right_sampler_passes_whatever_its_random_numbers(seed):
     torch.manual_seed(seed)
     assert checks.check_sample_tokens(lambda logits, temperature, generator:
                                       sample_by_inverse_cdf(logits, temperature, None))
+
+
+# --- predict, measure, interpret: beam search against exact scoring ---------------------------
+
+@pytest.fixture(scope="module")
+def toy_search():
+    """150 items with semantic IDs of 3 tokens, and a model of random logits for 4 queries."""
+    gen = torch.Generator().manual_seed(0)
+    semantic_ids = SemanticIds.from_codes(torch.randint(0, 8, (150, 2), generator=gen),
+                                          codebook_sizes=[8, 8])
+    sizes, n_queries = semantic_ids.vocab_sizes, 4
+    user = [2 * torch.randn(n_queries, v, generator=gen) for v in sizes]
+    transition = [None] + [2 * torch.randn(sizes[d - 1], sizes[d], generator=gen)
+                           for d in range(1, len(sizes))]
+
+    def next_token_logits(rows, prefixes):
+        d = prefixes.shape[1]
+        return user[d][rows] + (transition[d][prefixes[:, -1]] if d else 0)
+
+    return next_token_logits, semantic_ids, n_queries
+
+
+def log_p_by_loop(next_token_logits, table, query):
+    """log p(ID) of every item for one query, one item and one position at a time."""
+    scores = []
+    for row in table:
+        total = 0.0
+        for d in range(len(row)):
+            logits = next_token_logits(torch.tensor([query]), row[None, :d])[0]
+            total += float(torch.log_softmax(logits, 0)[row[d]])
+        scores.append(total)
+    return torch.tensor(scores)
+
+
+def beam_recall(next_token_logits, semantic_ids, n_queries, beams, exact_logits=None):
+    """The share of the exact top 10 items that `beams` (B, 10) item ids hold."""
+    exact_logits = exact_logits or next_token_logits
+    hits = 0
+    for query in range(n_queries):
+        exact = log_p_by_loop(exact_logits, semantic_ids.table, query).topk(10).indices + 1
+        hits += len(set(exact.tolist()) & set(beams[query].tolist()))
+    return hits / (10 * n_queries)
+
+
+def beam_items(next_token_logits, semantic_ids, n_queries, constrained=True):
+    result = beam_search(next_token_logits, semantic_ids, n_queries, 10, constrained=constrained)
+    return semantic_ids.item_of(result.ids.reshape(-1, 3)).view(n_queries, 10)
+
+
+def test_a_right_beam_recall_passes_and_is_below_one(toy_search):
+    beams = beam_items(*toy_search)
+    measured = beam_recall(*toy_search, beams)
+    assert measured < 1                            # this model's beams do miss likely items
+    assert checks.check_beam_recall(lambda: measured, *toy_search)
+
+
+def test_beams_compared_with_themselves_fail(toy_search):
+    with pytest.raises(CheckFailed, match=r"(?s)= 1 is outside.*beams against themselves"):
+        checks.check_beam_recall(lambda: 1.0, *toy_search)
+
+
+def test_exact_scores_renormalised_over_the_valid_tokens_fail(toy_search):
+    next_token_logits, semantic_ids, n_queries = toy_search
+
+    def renormalised(rows, prefixes):
+        mask = semantic_ids.trie.next_token_mask(prefixes)
+        return next_token_logits(rows, prefixes).masked_fill(~mask, -math.inf)
+
+    measured = beam_recall(*toy_search, beam_items(*toy_search), exact_logits=renormalised)
+    with pytest.raises(CheckFailed, match=f"(?s)outside the range.*gives {measured:.3f}"):
+        checks.check_beam_recall(lambda: measured, *toy_search)
+
+
+def test_unconstrained_beams_fail(toy_search):
+    measured = beam_recall(*toy_search, beam_items(*toy_search, constrained=False))
+    with pytest.raises(CheckFailed, match="outside the range"):
+        checks.check_beam_recall(lambda: measured, *toy_search)
+
+
+def test_the_right_explanation_of_the_misses_passes():
+    assert checks.check_why_beam_misses(lambda: "c")
+
+
+@pytest.mark.parametrize("letter, reason", [("a", "every valid ID stays reachable"),
+                                            ("b", "log of their product"),
+                                            ("d", "deterministic")])
+def test_each_wrong_explanation_of_the_misses_fails_with_its_reason(letter, reason):
+    with pytest.raises(CheckFailed, match=f"\\({letter}\\) does not explain.*{reason}"):
+        checks.check_why_beam_misses(lambda: letter)
+
+
+def test_unfinished_predict_measure_interpret_tasks_are_reported(toy_search, stub):
+    with pytest.raises(NotImplementedYet, match="not done yet"):
+        checks.check_beam_recall(stub, *toy_search)
+    with pytest.raises(NotImplementedYet, match="not done yet"):
+        checks.check_why_beam_misses(stub)

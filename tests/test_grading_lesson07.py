@@ -1,7 +1,10 @@
 """Lesson 07's checks: answers written from the definitions with loops and `math` (so the
 checks agree with the equations, not only with the library), the library's references pass,
 each typical mistake fails with the case named and the mistake recognised, and an unfinished
-task is reported as not implemented."""
+task is reported as not implemented. The time-bucket count is checked against a count made
+pair by pair: the right count passes, counts of the wrong thing (padding keys included, the
+query's own timestamp, log2, pairs instead of buckets) fail, and each wrong explanation fails
+with its reason."""
 import math
 
 import pytest
@@ -9,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.grading import lesson07 as checks
+from course_lib.grading import checks as checks_lib
 from course_lib.grading.checks import CheckFailed, NotImplementedYet
 from course_lib.models import hstu
 from course_lib.models.hstu import HSTUConfig
@@ -529,3 +533,70 @@ def test_every_listed_mistake_is_named_when_a_learner_makes_it(check, mistakes, 
         with pytest.raises(CheckFailed) as failure:
             check(making_it)
         assert "looks like " + what in str(failure.value), (what, str(failure.value))
+
+
+# --- predict, measure, interpret: the time scalars a batch reads -----------------------------
+
+@pytest.fixture(scope="module")
+def event_batch():
+    """6 left-padded streams of up to 12 events, gaps from seconds to two weeks."""
+    gen = torch.Generator().manual_seed(0)
+    real = checks_lib.left_padded(gen, 6, 12, min_length=2)
+    gaps = torch.tensor([7, 45, 600, 5_000, 40_000, 300_000, 1_200_000])
+    steps = gaps[torch.randint(0, len(gaps), (6, 13), generator=gen)]
+    steps = (steps * (0.5 + torch.rand(6, 13, generator=gen))).long()      # 3 s and more
+    stamps = 1_700_000_000 + steps.cumsum(1)                                # (B, T + 1)
+    return {"history": torch.randint(1, 50, (6, 12), generator=gen) * real,
+            "timestamps": stamps[:, :-1] * real, "target_timestamps": stamps[:, -1]}
+
+
+def buckets_read_by_loop(batch, visible_only=True, next_timestamp=True, log=math.log):
+    """The distinct buckets of the query-key pairs, one pair at a time."""
+    times, real = batch["timestamps"].tolist(), (batch["history"] > 0).tolist()
+    found = set()
+    for b, row in enumerate(times):
+        for t in range(len(row)):
+            asked = (row[t + 1] if t + 1 < len(row) else int(batch["target_timestamps"][b])) \
+                if next_timestamp else row[t]
+            for j in range(len(row)):
+                if visible_only and not (real[b][t] and real[b][j] and j <= t):
+                    continue
+                gap = torch.tensor(float(max(abs(asked - row[j]), 1)))      # float32, as HSTU
+                found.add(min(128, int(math.floor(float(log(gap)) / 0.301))))
+    return found
+
+
+def test_the_buckets_read_by_loop_pass(event_batch):
+    count = len(buckets_read_by_loop(event_batch, log=torch.log))
+    assert 5 < count < 60
+    assert checks.check_buckets_read(lambda: count, event_batch)
+
+
+@pytest.mark.parametrize("measure", [
+    lambda batch: len(buckets_read_by_loop(batch, visible_only=False, log=torch.log)),
+    lambda batch: len(buckets_read_by_loop(batch, next_timestamp=False, log=torch.log)),
+    lambda batch: len(buckets_read_by_loop(batch, log=torch.log2)),
+    lambda batch: int(hstu.attention_mask(batch["history"] > 0).sum()),
+], ids=["every pair, padding keys included", "the query's own timestamp",
+        "log2 buckets", "the visible pairs counted, not their buckets"])
+def test_a_count_of_the_wrong_thing_fails(event_batch, measure):
+    with pytest.raises(CheckFailed, match="(?s)outside the range.*visible pairs only"):
+        checks.check_buckets_read(lambda: measure(event_batch), event_batch)
+
+
+def test_the_right_explanation_of_the_few_buckets_passes():
+    assert checks.check_why_few_buckets(lambda: "a")
+
+
+@pytest.mark.parametrize("letter, reason", [("b", "adds \\(almost\\) no bucket"),
+                                            ("c", "bucket 70"), ("d", "whatever its sign")])
+def test_each_wrong_explanation_of_the_few_buckets_fails_with_its_reason(letter, reason):
+    with pytest.raises(CheckFailed, match=f"\\({letter}\\) does not explain.*{reason}"):
+        checks.check_why_few_buckets(lambda: letter)
+
+
+def test_unfinished_predict_measure_interpret_tasks_are_reported(event_batch, stub):
+    with pytest.raises(NotImplementedYet, match="not done yet"):
+        checks.check_buckets_read(stub, event_batch)
+    with pytest.raises(NotImplementedYet, match="not done yet"):
+        checks.check_why_few_buckets(stub)

@@ -1,12 +1,16 @@
 """Lesson 08's checks: answers written from the definitions with loops (so the checks agree with
 the definitions, not only with the library), the library's references pass, each typical
 mistake, written the way a learner would write it, fails with the case named and the mistake
-recognised, and an unfinished task is reported as not implemented."""
+recognised, and an unfinished task is reported as not implemented. The mean number of
+positives per position is checked against windows written with loops: the right mean passes,
+means of the wrong thing (padding positions counted, max_gap ignored, the last column kept)
+fail, and each wrong explanation fails with its reason."""
 import pytest
 import torch
 import torch.nn.functional as F
 
 from course_lib.grading import lesson08 as checks
+from course_lib.grading import checks as checks_lib
 from course_lib.grading.checks import CheckFailed, NotImplementedYet
 from course_lib.models import pinrec
 
@@ -405,3 +409,57 @@ def test_every_listed_mistake_is_named_when_a_learner_makes_it(check, mistakes, 
         with pytest.raises(CheckFailed) as failure:
             check(making_it)
         assert "looks like " + what in str(failure.value), (what, str(failure.value))
+
+
+# --- predict, measure, interpret: positives per position --------------------------------------
+
+@pytest.fixture(scope="module")
+def engagements():
+    """8 left-padded sequences of up to 16 engagements (B, T + 1), sessions of a few minutes
+    separated by gaps of hours, and the window's W = 3 and max_gap of half an hour."""
+    gen = torch.Generator().manual_seed(0)
+    real = checks_lib.left_padded(gen, 8, 16, min_length=2)
+    gaps = torch.where(torch.rand(8, 16, generator=gen) < 0.3, 20_000, 120)
+    times = (1_700_000_000 + gaps.cumsum(1)) * real
+    return torch.randint(1, 40, (8, 16), generator=gen) * real, times, 3, 1800.0
+
+
+def positives_per_position(items, times, window, max_gap, real_only=True):
+    counts = (window_by_loop(items, times, window, max_gap)[:, :-1] > 0).sum(-1)
+    return counts[items[:, :-1] > 0].double().mean() if real_only else counts.double().mean()
+
+
+def test_the_positives_counted_by_loop_pass(engagements):
+    measured = float(positives_per_position(*engagements))
+    assert 1 < measured < 3
+    assert checks.check_positives_per_position(lambda: measured, *engagements)
+
+
+@pytest.mark.parametrize("measure", [
+    lambda items, times, window, max_gap: positives_per_position(items, times, window, max_gap,
+                                                                 real_only=False),
+    lambda items, times, window, max_gap: positives_per_position(items, times, window, None),
+    lambda items, times, window, max_gap: (window_by_loop(items, times, window, max_gap) > 0)
+    .sum(-1)[items > 0].double().mean(),
+], ids=["padding positions counted", "max_gap ignored", "the last column kept"])
+def test_a_mean_of_the_wrong_thing_fails(engagements, measure):
+    with pytest.raises(CheckFailed, match="(?s)outside the range.*real positions"):
+        checks.check_positives_per_position(lambda: measure(*engagements), *engagements)
+
+
+def test_the_right_explanation_of_fewer_positives_passes():
+    assert checks.check_why_fewer_positives(lambda: "c")
+
+
+@pytest.mark.parametrize("letter, reason", [("a", "real positions only"),
+                                            ("b", "always kept"), ("d", "keeps an item")])
+def test_each_wrong_explanation_of_fewer_positives_fails_with_its_reason(letter, reason):
+    with pytest.raises(CheckFailed, match=f"\\({letter}\\) does not explain.*{reason}"):
+        checks.check_why_fewer_positives(lambda: letter)
+
+
+def test_unfinished_predict_measure_interpret_tasks_are_reported(engagements, stub):
+    with pytest.raises(NotImplementedYet, match="not done yet"):
+        checks.check_positives_per_position(stub, *engagements)
+    with pytest.raises(NotImplementedYet, match="not done yet"):
+        checks.check_why_fewer_positives(stub)

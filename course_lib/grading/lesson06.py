@@ -1,7 +1,8 @@
 """Checks for exercise 06 (TIGER): the vocabulary with level offsets and back, the next-token
 mask of the trie of valid IDs, one beam-search step, temperature sampling, and cold-start
 retrieval by prefix, each compared with `course_lib` (`models.tiger.Vocabulary`,
-`quantize.semantic_ids`, `retrieval`).
+`quantize.semantic_ids`, `retrieval`); then a predict-measure-interpret task: the share of the
+most likely items that beam search finds, and why it misses the others.
 
 A wrong answer names the case and, where it equals the answer of a known mistake (codes
 without level offsets, probabilities added instead of log-probabilities, the temperature
@@ -14,14 +15,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from course_lib.grading.checks import (close, expect_error, read_mask, run_naming_mistakes,
-                                       same_values)
+from course_lib.grading.checks import (check_choice, check_measured, close, expect_error,
+                                       read_mask, run_naming_mistakes, same_values)
 from course_lib.models.tiger import Vocabulary
 from course_lib.quantize.semantic_ids import PrefixTrie, SemanticIds, assign_semantic_ids
-from course_lib.retrieval import beam_step, top_k_smaller_index_first
+from course_lib.retrieval import beam_search, beam_step, top_k_smaller_index_first
 
 __all__ = ["check_encode_ids", "check_decode_tokens", "check_next_token_mask",
-           "check_beam_step", "check_sample_tokens", "check_items_with_prefix"]
+           "check_beam_step", "check_sample_tokens", "check_items_with_prefix",
+           "check_beam_recall", "check_why_beam_misses"]
 
 t = torch.tensor
 INF = float("inf")
@@ -401,3 +403,60 @@ def check_items_with_prefix(fn) -> bool:
         return _lists(got) == answer
 
     return run_naming_mistakes("items_with_prefix", fn, expected, same)
+
+
+# --- task 6: predict, measure, interpret: beam search against exact scoring -------------------
+
+BEAM = 10              # the beam width W of the measurement, and the length of the exact top list
+
+
+def _top_items(next_token_logits, semantic_ids: SemanticIds, n_queries: int,
+               beam: int) -> list[set[int]]:
+    """The items of each query's `BEAM` best beams of a beam search of width `beam`."""
+    result = beam_search(next_token_logits, semantic_ids, n_queries, beam)
+    ids = result.ids[:, :BEAM]                                              # (B, BEAM, M)
+    items = semantic_ids.item_of(ids.reshape(-1, ids.shape[-1])).view(n_queries, -1)
+    return [set(row.tolist()) - {0} for row in items]
+
+
+def _recall(found: list[set[int]], exact: list[set[int]]) -> float:
+    return sum(len(f & e) for f, e in zip(found, exact)) / (BEAM * len(exact))
+
+
+def check_beam_recall(measure, next_token_logits, semantic_ids: SemanticIds,
+                      n_queries: int) -> bool:
+    """measure() -> the share of each query's BEAM = 10 most likely items (every valid ID scored
+    by its log-probability) that beam search of width 10 returns, over the n_queries queries
+    of the model `next_token_logits`. The measurement is deterministic: the range is the
+    library's share +- half of one item in n_queries * BEAM, nothing more. `beam_search` with
+    W = I prunes nothing, so its order is the exact ranking (retrieval.beam_search)."""
+    def renormalised(rows, prefixes):                       # a softmax over the valid tokens only
+        mask = semantic_ids.trie.next_token_mask(prefixes)
+        return next_token_logits(rows, prefixes).masked_fill(~mask, -INF)
+
+    every = semantic_ids.n_items
+    beams = _top_items(next_token_logits, semantic_ids, n_queries, BEAM)
+    share = _recall(beams, _top_items(next_token_logits, semantic_ids, n_queries, every))
+    wrong = _recall(beams, _top_items(renormalised, semantic_ids, n_queries, every))
+    hint = ("compare the items of your W = 10 beams with the 10 best of every item, scored by "
+            "log p(ID) = sum_d log_softmax(z_d)[c_d], the model's own log-probability that beam "
+            "search sums too (the beams against themselves give 1.0; a softmax over only the "
+            f"trie's valid tokens ranks the items differently and gives {wrong:.3f})")
+    half = 0.5 / (BEAM * n_queries)
+    return check_measured("beam recall", measure, share - half, share + half,
+                          "the share of the exact top 10 that beam search finds", hint)
+
+
+def check_why_beam_misses(choose) -> bool:
+    """Why beam search misses some of the most likely items (the letter of the explanation)."""
+    reasons = {
+        "a": "no: the mask forbids only tokens that lead to no item, so every valid ID stays "
+             "reachable; with W = I the same search returns the exact ranking",
+        "b": "no: both score an ID by log p(ID), the sum of its tokens' log-probabilities, which "
+             "is the log of their product: the same order",
+        "c": "yes: beam search is greedy by prefix. An ID whose first tokens rank outside the W "
+             "best prefixes is gone for good, however likely the tokens after them; the search "
+             "is exact only when W holds every valid prefix at every position",
+        "d": "no: beam search is deterministic and keeps this model's best prefixes; a trained "
+             "model's beams are pruned the same way"}
+    return check_choice("why beam search misses items", choose, "c", reasons)

@@ -1,7 +1,8 @@
 """Checks for exercise 07 (HSTU): the causal mask of a left-padded event stream, pointwise
 SiLU attention with its divisor n (eq. 2 of Zhai et al. 2024), the time buckets, the relative
 attention bias (position + time), the labels of a stream with non-positive actions, and the
-M-FALCON candidate mask, each compared with `course_lib.models.hstu`.
+M-FALCON candidate mask, each compared with `course_lib.models.hstu`; then a
+predict-measure-interpret task: how many of the 129 time scalars a batch reads, and why so few.
 
 A wrong answer names the case and, where it equals the answer of a known mistake (softmax
 left in, the 1/sqrt(d) scaling left in, the mask from the wrong side, the padded length as the
@@ -17,13 +18,15 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from course_lib.grading.checks import (close, left_padded, read_mask, run_naming_mistakes,
-                                       same_integers, same_mask, same_values, tensor_like)
+from course_lib.grading.checks import (check_choice, check_measured, close, left_padded,
+                                       read_mask, run_naming_mistakes, same_integers, same_mask,
+                                       same_values, tensor_like)
 from course_lib.models import hstu
 from course_lib.models.hstu import HSTUConfig
 
 __all__ = ["check_attention_mask", "check_pointwise_weights", "check_time_buckets",
-           "check_relative_bias", "check_next_item_labels", "check_falcon_mask"]
+           "check_relative_bias", "check_next_item_labels", "check_falcon_mask",
+           "check_buckets_read", "check_why_few_buckets"]
 
 t = torch.tensor
 
@@ -526,3 +529,43 @@ def check_falcon_mask(fn) -> bool:
              for name, args in cases]
     return run_naming_mistakes("falcon_mask", fn, cases, same_mask, same_values,
                                 _explain_falcon)
+
+
+# --- task 6: predict, measure, interpret: the time scalars a batch reads ------------------------
+
+def _buckets_of_pairs(batch: dict[str, Tensor]) -> Tensor:
+    """The time bucket (B, T, T) of every query-key pair of a batch: bucket(tau'_t - tau_j)."""
+    timestamps = batch["timestamps"]
+    asked = hstu.query_times(timestamps, batch["target_timestamps"])       # (B, T) tau'_t
+    return hstu.time_buckets(asked[:, :, None] - timestamps[:, None, :])   # (B, T, T)
+
+
+def check_buckets_read(measure, batch: dict[str, Tensor]) -> bool:
+    """measure() -> how many distinct time buckets (of the 129 scalars w_t) the pairs of `batch`
+    that the causal mask lets through read (real query t, real key j <= t). Deterministic: the
+    range is the library's count +- 0.5, so one bucket more or less fails."""
+    buckets = _buckets_of_pairs(batch)
+    visible = hstu.attention_mask(batch["history"] > 0)                   # (B, T, T)
+    count = len(buckets[visible].unique())
+    every_pair = len(buckets.unique())
+    hint = ("count the distinct buckets of the visible pairs only, with tau' the NEXT "
+            f"timestamp; every pair, padding keys included, reads {every_pair} (a padding "
+            "key's timestamp 0 makes a gap of decades)")
+    return check_measured("time buckets read", measure, count - 0.5, count + 0.5,
+                          "the number of distinct time buckets the batch reads", hint)
+
+
+def check_why_few_buckets(choose) -> bool:
+    """Why a batch reads only a minority of the 129 time scalars (the letter)."""
+    reasons = {
+        "a": "yes: the buckets are logarithmic, each a factor e^0.301 = 1.35 wider than the one "
+             "before, so bucket 57 is already a year and bucket 128 starts at 5e16 seconds. Gaps "
+             "between seconds and days touch only the low buckets; the others are never read, "
+             "so this data never gives them a gradient",
+        "b": "no: a bucket depends on |dt| only, and the later keys the mask hides are about as "
+             "far away as the earlier ones: counting them adds (almost) no bucket",
+        "c": "no: the mask hides padding keys, and a padding gap of about 1.7e9 seconds falls in "
+             "bucket 70, far below the clamp at 128",
+        "d": "no: a gap counts by its size |dt|, whatever its sign: every bucket holds gaps of "
+             "both signs"}
+    return check_choice("why few time buckets", choose, "a", reasons)

@@ -1,7 +1,9 @@
 """Checks for exercise 08 (PinRec): the outcome-conditioned head q = normalise(h + MLP([h ; E_c])),
 the window of positives of every position of left-padded sequences, the merge of
 near-duplicate queries, and the budgeted merge of ranked lists without duplicates, each
-compared with `course_lib.models.pinrec` (Badrinath et al. 2025).
+compared with `course_lib.models.pinrec` (Badrinath et al. 2025); then a
+predict-measure-interpret task: how many positives a training position gets, and why fewer
+than the window's W.
 
 A wrong answer names the case and, where it equals the answer of a known mistake (the outcome
 ignored or added to h, no normalisation, [E_c ; h] instead of [h ; E_c], no residual h; position
@@ -16,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from course_lib.grading.checks import (close, left_padded, run_naming_mistakes, same_integers,
-                                       same_values, tensor_like)
+from course_lib.grading.checks import (check_choice, check_measured, close, left_padded,
+                                       run_naming_mistakes, same_integers, same_values,
+                                       tensor_like)
 from course_lib.models import pinrec
 
 __all__ = ["check_outcome_query", "check_future_window", "check_merge_near_duplicates",
-           "check_budgeted_merge"]
+           "check_budgeted_merge", "check_positives_per_position", "check_why_fewer_positives"]
 
 t = torch.tensor
 
@@ -467,3 +470,39 @@ def check_budgeted_merge(fn) -> bool:
              for name, args in cases]
     return run_naming_mistakes("budgeted_merge", fn, cases, same_integers, same_values,
                                 _explain_budgeted)
+
+
+# --- task 5: predict, measure, interpret: positives per position ------------------------------
+
+def check_positives_per_position(measure, items: Tensor, times: Tensor, window: int,
+                                 max_gap: float | None) -> bool:
+    """measure() -> the mean number of positives of a real position, the windows of the
+    left-padded items, times (B, T + 1) without their last column (the newest engagement has
+    nothing after it), averaged over the positions that hold an engagement. Deterministic: the
+    range is the library's mean +- half of one positive over all positions, nothing more."""
+    real = items[:, :-1] > 0                                                # (B, T)
+    counts = (pinrec.future_window(items, times, window, max_gap)[:, :-1] > 0).sum(-1)
+    mean = float(counts[real].double().mean())
+    every_position = float(counts.double().mean())
+    unlimited = (pinrec.future_window(items, times, window)[:, :-1] > 0).sum(-1)
+    hint = (f"average over the real positions (items[:, :-1] > 0) only, with max_gap: over "
+            f"every position, padding included, the mean is {every_position:.3f}; without "
+            f"max_gap it is {float(unlimited[real].double().mean()):.3f}")
+    half = 0.5 / int(real.sum())
+    return check_measured("positives per position", measure, mean - half, mean + half,
+                          "the mean number of positives of a real position", hint)
+
+
+def check_why_fewer_positives(choose) -> bool:
+    """Why a real position gets fewer than W positives on average (the letter)."""
+    reasons = {
+        "a": "no: you averaged over the real positions only; padding positions would pull the "
+             "mean down further, but they are not in it",
+        "b": "no: the gap is measured from the first positive, t + 1, which is always kept: "
+             "every real position has at least one positive",
+        "c": "yes: a window holds the engagements of one burst. An engagement more than max_gap "
+             "after the first positive belongs to a later session and is dropped, and the "
+             "newest positions of a sequence have fewer than W engagements after them",
+        "d": "no: future_window keeps an item that repeats in a window; only the budgeted merge "
+             "removes duplicates, at serving time"}
+    return check_choice("why fewer positives", choose, "c", reasons)
