@@ -61,6 +61,16 @@ class Training:
     epochs: int
 
 
+class TrainingByDataset(dict):
+    """dataset name -> Training. A dataset without its own entry (ml-1m, amazon-beauty, your
+    own file) trains like the real data the profile knows, MovieLens: the papers' settings."""
+
+    def __missing__(self, dataset: str) -> Training:
+        if dataset == "world" or "movielens" not in self:
+            raise KeyError(f"no training settings for {dataset!r}; known: {sorted(self)}")
+        return self["movielens"]
+
+
 @dataclass(frozen=True)
 class Profile:
     """Sizes for one run of the course. Lessons read sizes from here, never branch on name."""
@@ -74,7 +84,7 @@ class Profile:
     max_len: int              # longest history a sequence model sees
     # Per dataset. The world's short, strongly sequential histories train fast at 1e-2 and
     # stop improving within 10 epochs; MovieLens uses the SASRec paper's 1e-3.
-    training: dict[str, Training] = field(default_factory=dict)
+    training: TrainingByDataset = field(default_factory=TrainingByDataset)
     # TIGER (lesson 06): keyword arguments of TIGERConfig ({} = the paper's sizes: 4 + 4
     # layers, 6 heads x 64, d_model 128, MLP 1024, dropout 0.1, 20 history items) and the
     # optimizer steps to train for (batch 256; the paper trains 200k steps).
@@ -90,8 +100,8 @@ class Profile:
 def _quick() -> Profile:
     return Profile(name="quick", world=WorldConfig(n_users=1000, n_items=500),
                    dataset="world", epochs=20, batch_size=128, d_model=64, max_len=50,
-                   training={"world": Training(lr=1e-2, epochs=10),
-                             "movielens": Training(lr=1e-3, epochs=20)},
+                   training=TrainingByDataset(world=Training(lr=1e-2, epochs=10),
+                                              movielens=Training(lr=1e-3, epochs=20)),
                    tiger=dict(encoder_layers=1, decoder_layers=2, n_heads=2, d_head=32,
                               d_model=64, d_mlp=128, dropout=0.0, max_items=2),
                    tiger_steps=200, ann_items=200_000, threads=1)
@@ -100,8 +110,8 @@ def _quick() -> Profile:
 def _full() -> Profile:
     return Profile(name="full", world=WorldConfig(n_users=10_000, n_items=5_000),
                    dataset="movielens", epochs=200, batch_size=128, d_model=64, max_len=200,
-                   training={"world": Training(lr=1e-2, epochs=10),
-                             "movielens": Training(lr=1e-3, epochs=200)},
+                   training=TrainingByDataset(world=Training(lr=1e-2, epochs=10),
+                                              movielens=Training(lr=1e-3, epochs=200)),
                    tiger={}, tiger_steps=20_000)
 
 

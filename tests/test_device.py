@@ -96,3 +96,9 @@ def test_course_threads_overrides_the_profile(monkeypatch):
         get_profile("quick")
     monkeypatch.setenv("COURSE_THREADS", "1")
     get_profile("quick")
+
+
+def test_other_real_datasets_train_like_movielens():
+    for profile in (get_profile("quick"), get_profile("full")):
+        assert profile.training["ml-1m"] == profile.training["movielens"]
+        assert profile.training["amazon-beauty"] == profile.training["movielens"]
