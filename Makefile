@@ -4,13 +4,17 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab course test exercises bench clean
+.PHONY: lab course check-book test test-full exercises bench clean
 
-$(STAMP): pyproject.toml constraints.txt
+# The kernel's display name is the committed notebooks' ("Python 3"): JupyterLab writes it into
+# a notebook it saves, so another name would show as a change. The last step makes git strip
+# notebook outputs at commit in this clone (see tools/git_notebook_outputs.sh).
+$(STAMP): pyproject.toml constraints.txt tools/git_notebook_outputs.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -c constraints.txt -e ".[dev]"
-	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (course)"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
+	sh tools/git_notebook_outputs.sh install $(BIN)/python
 	touch $(STAMP)
 
 ## lab: set up and open the course in JupyterLab
@@ -21,9 +25,17 @@ lab: $(STAMP)
 course: $(STAMP)
 	$(BIN)/python tools/build_course.py
 
+## check-book: open every page of build/html in headless Chromium offline (SHOTS=dir PAGES=00,05 for screenshots)
+check-book: $(STAMP)
+	$(BIN)/python tools/check_book.py build/html $(if $(SHOTS),--screenshots $(SHOTS)) $(if $(PAGES),--pages $(PAGES))
+
 ## test: set up and run the whole test suite (quick profile)
 test: $(STAMP)
 	COURSE_PROFILE=quick $(BIN)/python -m pytest
+
+## test-full: run the lessons in the full profile (MovieLens, paper sizes: meant for a GPU)
+test-full: $(STAMP)
+	COURSE_PROFILE=full $(BIN)/python -m pytest notebooks
 
 ## exercises: regenerate exercises/ from solutions/
 exercises: $(STAMP)

@@ -1,15 +1,26 @@
 """Time every notebook (lessons and solutions) in the quick profile; print a Markdown table.
 
-    python bench/notebooks.py [--runs 3] [--pattern '00_*']
+    python bench/notebooks.py [--runs 3] [--pattern '00_*'] [--load 0,2]
 
 Each notebook runs `--runs` times in a fresh kernel; the table shows the median and the
 spread. CPU timings on a shared machine are noisy: compare medians, not single runs.
+
+`--load 0,2` times each notebook twice over: on the machine as it is (0) and with two CPU
+burners (busy-loop processes) running beside it, the way a learner's laptop with a browser
+open or a CI runner shared with other jobs is loaded. The table gets one column per load and
+the slowdown against the first, so a regression that only shows on a busy machine (torch
+starting as many threads as cores while the cores are taken) shows here too. The burners
+start before a notebook's runs and stop after them, also on an error or Ctrl-C; each one
+also exits by itself when this script dies, since it stops once its parent is gone.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import statistics
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -17,6 +28,31 @@ import nbformat
 from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# A busy loop that checks every few milliseconds whether its parent (this script) is alive:
+# once the parent is gone, getppid() names another process and the loop ends.
+BURNER = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(100_000):
+        pass
+"""
+
+
+@contextlib.contextmanager
+def cpu_load(n: int):
+    """Run `n` busy-loop processes for the duration of the block; stop them however it ends."""
+    if n < 0:
+        raise ValueError(f"the load is a number of burner processes >= 0, got {n}")
+    burners = [subprocess.Popen([sys.executable, "-c", BURNER]) for _ in range(n)]
+    try:
+        yield burners
+    finally:
+        for burner in burners:
+            burner.kill()
+        for burner in burners:
+            burner.wait()
 
 
 def run_once(path: Path) -> float:
@@ -26,10 +62,28 @@ def run_once(path: Path) -> float:
     return time.perf_counter() - start
 
 
+def load_name(n: int) -> str:
+    return "idle" if n == 0 else f"{n} burner{'s' * (n > 1)}"
+
+
+def parse_loads(text: str) -> list[int]:
+    try:
+        loads = [int(part) for part in text.split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"--load takes burner counts separated by commas, e.g. 0,2; got {text!r}") from None
+    if any(n < 0 for n in loads):
+        raise argparse.ArgumentTypeError(f"burner counts must be >= 0, got {text!r}")
+    return loads
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description="time the notebooks in the quick profile")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pattern", default="*")
+    parser.add_argument("--load", type=parse_loads, default=[0], metavar="N[,N...]",
+                        help="CPU burner processes running beside the notebook while it is "
+                             "timed, one table column per count (e.g. 0,2: idle and loaded)")
     args = parser.parse_args()
     os.environ.setdefault("COURSE_PROFILE", "quick")
     shared = ROOT.parent / "shared" / "datasets"
@@ -37,13 +91,23 @@ def main() -> None:
         os.environ["COURSE_DATA_DIR"] = str(shared)
     paths = sorted(p for folder in ("notebooks", "solutions")
                    for p in (ROOT / folder).glob(f"{args.pattern}.ipynb"))
-    print(f"profile {os.environ['COURSE_PROFILE']}, {os.cpu_count()} CPUs, {args.runs} runs each\n")
-    print("| notebook | median (s) | min (s) | max (s) |")
-    print("|---|---:|---:|---:|")
+    loads = args.load
+    print(f"profile {os.environ['COURSE_PROFILE']}, {os.cpu_count()} CPUs, {args.runs} runs each; "
+          f"load: {', '.join(load_name(n) for n in loads)} (a burner is a busy-loop process "
+          f"started before a notebook's runs and stopped after them)\n")
+    header = ["notebook"] + [f"{load_name(n)}: median (min–max) s" for n in loads]
+    header += [f"{load_name(n)} / {load_name(loads[0])}" for n in loads[1:]]
+    print("| " + " | ".join(header) + " |")
+    print("|---" + "|---:" * (len(header) - 1) + "|")
     for path in paths:
-        times = [run_once(path) for _ in range(args.runs)]
-        print(f"| {path.parent.name}/{path.name} | {statistics.median(times):.1f} | "
-              f"{min(times):.1f} | {max(times):.1f} |", flush=True)
+        medians, cells = [], []
+        for n in loads:
+            with cpu_load(n):
+                times = [run_once(path) for _ in range(args.runs)]
+            medians.append(statistics.median(times))
+            cells.append(f"{medians[-1]:.1f} ({min(times):.1f}–{max(times):.1f})")
+        cells += [f"{m / medians[0]:.1f}×" for m in medians[1:]]
+        print(f"| {path.parent.name}/{path.name} | " + " | ".join(cells) + " |", flush=True)
 
 
 if __name__ == "__main__":

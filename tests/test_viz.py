@@ -12,6 +12,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from course_lib.viz import CodebookExplorer, umap_embedding  # noqa: E402
+from course_lib.viz.explorer import spread_overlaps  # noqa: E402
 
 
 @pytest.fixture
@@ -83,7 +84,7 @@ def test_show_without_a_kernel_draws_the_static_figure_at_the_level_and_no_widge
     assert built == []
     assert len(plt.get_fignums()) == 1
     titles = [ax.get_title() for ax in plt.gcf().axes if ax.axison]
-    assert "UMAP of items, coloured by level-2 code" in titles
+    assert "UMAP of items\ncoloured by level-2 code" in titles
     assert sum(t.startswith("level ") for t in titles) == 3   # one usage chart per level
     plt.close("all")
 
@@ -114,7 +115,7 @@ def test_show_falls_back_to_the_static_figure_without_ipywidgets(explorer, monke
 def test_widget_has_a_level_slider_a_colour_toggle_and_a_code_picker(explorer):
     w = pytest.importorskip("ipywidgets")
     app = explorer.widget()
-    (level, colour), code, out = app.children[0].children, app.children[1], app.children[2]
+    (level, colour), code, out = app.children[0].children, app.children[1], app.children[3]
     assert isinstance(level, w.IntSlider) and (level.min, level.max) == (1, 3)
     assert list(colour.options) == ["code", "category", "popularity"]
     assert isinstance(out, w.Output)
@@ -145,7 +146,7 @@ def test_widget_redraws_once_per_change_keeping_the_picked_code_highlighted(expl
     plt.close("all")
     code.value = 0
     assert len(plt.get_fignums()) == 1                        # one redraw
-    left, right = plt.gcf().axes[:2]
+    left, _, right = plt.gcf().axes                           # map, colour bar slot, usage
     assert left.get_legend().get_texts()[0].get_text() == "code 0: 40 items"
     red = [bar.get_height() for bar in right.patches
            if matplotlib.colors.same_color(bar.get_facecolor(), "crimson")]
@@ -154,8 +155,99 @@ def test_widget_redraws_once_per_change_keeping_the_picked_code_highlighted(expl
     colour.value = "popularity"
     assert len(plt.get_fignums()) == 1
     left = plt.gcf().axes[0]
-    assert left.get_title() == "UMAP of items, coloured by log10 popularity"
+    assert left.get_title() == "UMAP of items\ncoloured by log10 popularity"
     assert left.get_legend().get_texts()[0].get_text() == "code 0: 40 items"
+    plt.close("all")
+
+
+def test_static_figure_titles_do_not_overlap_and_its_maps_have_one_width(explorer):
+    explorer.title = "the world's items, a longer title than lesson 05's"
+    fig = explorer.static_figure()
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    shown = [ax for ax in fig.axes if ax.get_visible() and ax.get_title()]
+    boxes = [ax.title.get_window_extent(renderer) for ax in shown]
+    for i, first in enumerate(boxes):
+        for second in boxes[i + 1:]:
+            assert not first.overlaps(second)
+    widths = {round(ax.get_position().width, 4) for ax in shown if "UMAP" in ax.get_title()}
+    assert len(widths) == 1                                   # the colour bar has its own slot
+    plt.close(fig)
+
+
+def test_items_on_top_of_each_other_are_drawn_apart():
+    xy = np.r_[np.zeros((25, 2)), np.full((5, 2), 100.0)]    # 25 items on one spot
+    explorer = CodebookExplorer(xy, np.zeros((30, 1), dtype=int), 2)
+    fig, ax = plt.subplots()
+    shown = explorer.draw_map(ax).get_offsets()
+    gaps = np.linalg.norm(shown[:25, None] - shown[None, :25], axis=-1)[np.triu_indices(25, 1)]
+    assert gaps.min() > 0.8 * explorer.MIN_GAP * 100          # 25 distinct points
+    assert np.abs(shown[:25].mean(0)).max() < 0.5              # around where they were
+    plt.close(fig)
+
+
+def test_spreading_overlaps_leaves_items_that_are_apart_where_they_are():
+    xy = np.random.default_rng(3).uniform(0, 10, size=(20, 2))
+    xy = xy[np.argsort(xy[:, 0])] + np.arange(20)[:, None] * 10  # at least 10 apart
+    np.testing.assert_allclose(spread_overlaps(xy, 1.0), xy, atol=1e-2)
+
+
+def test_spreading_needs_a_positive_distance():
+    with pytest.raises(ValueError, match="min_distance must be > 0"):
+        spread_overlaps(np.zeros((3, 2)), 0.0)
+
+
+def test_popularity_colours_cold_items_apart_and_clips_the_scale_at_percentiles():
+    popularity = np.r_[np.zeros(10), np.geomspace(1e-4, 1e-2, 89), 0.9]   # cold, tail, one head
+    explorer = CodebookExplorer(np.random.default_rng(4).normal(size=(100, 2)),
+                                np.zeros((100, 1), dtype=int), 2, popularity=popularity)
+    fig, ax = plt.subplots()
+    warm = explorer.draw_map(ax, colour="popularity")
+    low, high = np.percentile(np.log10(popularity[10:]), explorer.POPULARITY_CLIP)
+    assert warm.get_clim() == pytest.approx((low, high))
+    assert high < -2 + 0.1                                     # the head item does not stretch it
+    assert len(warm.get_offsets()) == 90
+    labels = [text.get_text() for text in ax.get_legend().get_texts()]
+    assert labels == ["cold: 10 items, no interactions"]
+    plt.close(fig)
+
+
+def test_negative_popularity_is_rejected():
+    with pytest.raises(ValueError, match="popularity must be >= 0"):
+        CodebookExplorer(np.zeros((3, 2)), np.zeros((3, 1), dtype=int), 2,
+                         popularity=[0.1, -0.2, 0.3])
+
+
+def test_widget_map_keeps_its_size_when_the_colour_bar_shows(explorer):
+    pytest.importorskip("ipywidgets")
+    app = explorer.widget()
+    colour = app.children[0].children[1]
+    plt.close("all")
+    colour.value = "category"
+    by_category = plt.gcf().axes[0].get_position().bounds   # axes: map, colour bar slot, usage
+    colour.value = "popularity"
+    assert plt.gcf().axes[1].get_visible()                    # the colour bar shows
+    assert plt.gcf().axes[0].get_position().bounds == pytest.approx(by_category)
+    plt.close("all")
+
+
+def test_widget_redraws_once_when_the_level_moves_and_says_the_highlight_was_cleared(
+        explorer, monkeypatch):
+    pytest.importorskip("ipywidgets")
+    app = explorer.widget()
+    (level, _), code, note = app.children[0].children, app.children[1], app.children[2]
+    code.value = int(explorer.codes[0, 0])
+    drawn = []
+    draw_map = explorer.draw_map
+    monkeypatch.setattr(explorer, "draw_map",
+                        lambda *args, **kwargs: drawn.append(args) or draw_map(*args, **kwargs))
+    level.value = 2
+    assert len(drawn) == 1
+    assert drawn[0][1:] == (2, "code", None)                  # level 2, nothing highlighted
+    assert code.value == -1
+    assert note.value.startswith(f"code {explorer.codes[0, 0]} of level 1 is no longer highlighted")
+    code.value = int(explorer.codes[0, 1])
+    assert len(drawn) == 2 and note.value == ""
     plt.close("all")
 
 
