@@ -23,7 +23,7 @@ id, ranx is pessimistic); pessimistic ranks cannot be gamed by a constant model.
 multi-relevance metrics (`hits_at_k`, `recall_at_k`, `precision_at_k`, `graded_ndcg_at_k`)
 use the same rule: among equal scores the LESS relevant item comes first.
 
-With one target at rank r (FACTS: Metrics): HR@K = 1[r <= K], NDCG@K = 1[r <= K] / log2(r + 1),
+With one target at rank r: HR@K = 1[r <= K], NDCG@K = 1[r <= K] / log2(r + 1),
 MRR = 1 / r. Prefer full ranking: sampled metrics (`sampled_ranks`) inflate every score and
 can reverse the order of two models (Krichene & Rendle, KDD 2020).
 
