@@ -1,6 +1,6 @@
 """Time every notebook (lessons and solutions) in the quick profile; print a Markdown table.
 
-    python bench/notebooks.py [--runs 3] [--pattern '00_*'] [--load 0,2]
+    python bench/notebooks.py [--runs 3] [--pattern '00_*'] [--folders notebooks] [--load 0,2]
 
 Each notebook runs `--runs` times in a fresh kernel; the table shows the median and the
 spread. CPU timings on a shared machine are noisy: compare medians, not single runs.
@@ -81,6 +81,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="time the notebooks in the quick profile")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--pattern", default="*")
+    parser.add_argument("--folders", default="notebooks,solutions",
+                        help="which folders' notebooks to time, comma-separated")
     parser.add_argument("--load", type=parse_loads, default=[0], metavar="N[,N...]",
                         help="CPU burner processes running beside the notebook while it is "
                              "timed, one table column per count (e.g. 0,2: idle and loaded)")
@@ -89,8 +91,10 @@ def main() -> None:
     shared = ROOT.parent / "shared" / "datasets"
     if "COURSE_DATA_DIR" not in os.environ and (shared / "ml-latest-small").is_dir():
         os.environ["COURSE_DATA_DIR"] = str(shared)
-    paths = sorted(p for folder in ("notebooks", "solutions")
-                   for p in (ROOT / folder).glob(f"{args.pattern}.ipynb"))
+    paths = sorted(p for folder in args.folders.split(",")
+                   for p in (ROOT / folder.strip()).glob(f"{args.pattern}.ipynb"))
+    if not paths:
+        parser.error(f"no notebook matches {args.pattern!r} in {args.folders!r}")
     loads = args.load
     print(f"profile {os.environ['COURSE_PROFILE']}, {os.cpu_count()} CPUs, {args.runs} runs each; "
           f"load: {', '.join(load_name(n) for n in loads)} (a burner is a busy-loop process "
