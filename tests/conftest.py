@@ -88,3 +88,20 @@ def graded_case(draw, distinct_scores=True):
                      .filter(lambda g: any(g)))
         relevance.append([0.0] + [float(g) for g in gains])
     return torch.tensor(scores), torch.tensor(relevance), k
+
+
+def assert_each_listed_mistake_is_named(check, mistakes, reference):
+    """A learner who makes exactly one listed mistake (its answer where the mistake applies,
+    the right one elsewhere) hears that mistake's name: no other mistake hides it.
+    mistakes(*args) -> [(what, wrong answer), ...] for one case, reference(*args) the answer."""
+    from course_lib.grading.checks import CheckFailed
+    named = []
+    check(lambda *args: named.extend(what for what, _ in mistakes(*args)) or reference(*args))
+    for what in dict.fromkeys(named):
+        def making_it(*args):
+            return next((wrong for name, wrong in mistakes(*args) if name == what),
+                        reference(*args))
+
+        with pytest.raises(CheckFailed) as failure:
+            check(making_it)
+        assert "looks like " + what in str(failure.value), (what, str(failure.value))

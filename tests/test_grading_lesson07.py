@@ -16,6 +16,7 @@ from course_lib.grading import checks as checks_lib
 from course_lib.grading.checks import CheckFailed, NotImplementedYet
 from course_lib.models import hstu
 from course_lib.models.hstu import HSTUConfig
+from conftest import assert_each_listed_mistake_is_named
 
 
 # --- the library's references -------------------------------------------------------------
@@ -521,18 +522,7 @@ LISTED = [(checks.check_attention_mask, checks._mask_mistakes, hstu.attention_ma
 @pytest.mark.parametrize("check, mistakes, reference", LISTED,
                          ids=lambda x: getattr(x, "__name__", ""))
 def test_every_listed_mistake_is_named_when_a_learner_makes_it(check, mistakes, reference):
-    """A learner who makes exactly one listed mistake (its answer where the mistake applies,
-    the right one elsewhere) hears that mistake's name: no other mistake hides it."""
-    named = []
-    check(lambda *args: named.extend(what for what, _ in mistakes(*args)) or reference(*args))
-    for what in dict.fromkeys(named):
-        def making_it(*args):
-            return next((wrong for name, wrong in mistakes(*args) if name == what),
-                        reference(*args))
-
-        with pytest.raises(CheckFailed) as failure:
-            check(making_it)
-        assert "looks like " + what in str(failure.value), (what, str(failure.value))
+    assert_each_listed_mistake_is_named(check, mistakes, reference)
 
 
 # --- predict, measure, interpret: the time scalars a batch reads -----------------------------

@@ -13,6 +13,7 @@ from course_lib.grading import lesson08 as checks
 from course_lib.grading import checks as checks_lib
 from course_lib.grading.checks import CheckFailed, NotImplementedYet
 from course_lib.models import pinrec
+from conftest import assert_each_listed_mistake_is_named
 
 
 # --- answers written from the definitions ---------------------------------------------------
@@ -397,18 +398,7 @@ LISTED = [(checks.check_outcome_query, checks._query_mistakes, pinrec.outcome_qu
 @pytest.mark.parametrize("check, mistakes, reference", LISTED,
                          ids=lambda x: getattr(x, "__name__", ""))
 def test_every_listed_mistake_is_named_when_a_learner_makes_it(check, mistakes, reference):
-    """A learner who makes exactly one listed mistake (its answer where the mistake applies,
-    the right one elsewhere) hears that mistake's name: no other mistake hides it."""
-    named = []
-    check(lambda *args: named.extend(what for what, _ in mistakes(*args)) or reference(*args))
-    for what in dict.fromkeys(named):
-        def making_it(*args):
-            return next((wrong for name, wrong in mistakes(*args) if name == what),
-                        reference(*args))
-
-        with pytest.raises(CheckFailed) as failure:
-            check(making_it)
-        assert "looks like " + what in str(failure.value), (what, str(failure.value))
+    assert_each_listed_mistake_is_named(check, mistakes, reference)
 
 
 # --- predict, measure, interpret: positives per position --------------------------------------
