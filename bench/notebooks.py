@@ -9,7 +9,13 @@ spread. CPU timings on a shared machine are noisy: compare medians, not single r
 burners (busy-loop processes) running beside it, the way a learner's laptop with a browser
 open or a CI runner shared with other jobs is loaded. The table gets one column per load and
 the slowdown against the first, so a regression that only shows on a busy machine (torch
-starting as many threads as cores while the cores are taken) shows here too. The burners
+starting as many threads as cores while the cores are taken) shows here too.
+
+Each lesson promises its run time in its opening **Time:** line ("the code runs in about a
+minute and a half on a 2-core CPU"). That promise is the lesson's budget: the table shows it and
+whether the idle median keeps it ("about X" allows X + 25%, "under X" allows X) and whether
+every loaded median stays within 3x the idle one. A notebook that states no run time (the
+exercises) has the course's default: about a minute. The burners
 start before a notebook's runs and stop after them, also on an error or Ctrl-C; each one
 also exits by itself when this script dies, since it stops once its parent is gone.
 """
@@ -18,6 +24,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import re
 import statistics
 import subprocess
 import sys
@@ -53,6 +60,34 @@ def cpu_load(n: int):
             burner.kill()
         for burner in burners:
             burner.wait()
+
+
+# The spoken amounts the Time lines use, in seconds.
+AMOUNTS = {"a minute": 60, "a minute and a half": 90, "two minutes": 120,
+           "two and a half minutes": 150, "three minutes": 180}
+SLACK = {"about": 1.25, "under": 1.0, "well under": 1.0}
+LOADED_SLOWDOWN = 3.0         # a loaded machine may be at most this much slower than an idle one
+
+
+def budget(path: Path) -> tuple[str, float]:
+    """The run time `path` promises, as (its words, the seconds allowed): from its **Time:** line
+    ("the code runs in about ... on a ..."), else the course's default, about a minute (the
+    exercises state reading time only)."""
+    nb = nbformat.read(path, as_version=4)
+    text = " ".join(" ".join(cell.source.split()) for cell in nb.cells if cell.cell_type == "markdown")
+    found = re.search(r"runs in (about|well under|under) (.+?) on a", text)
+    if found is None:
+        return "about a minute (default)", AMOUNTS["a minute"] * SLACK["about"]
+    how, amount = found.groups()
+    number = re.fullmatch(r"(\d+) (s|seconds|minutes)", amount)
+    if number:
+        seconds = int(number[1]) * (60 if number[2] == "minutes" else 1)
+    elif amount in AMOUNTS:
+        seconds = AMOUNTS[amount]
+    else:
+        raise ValueError(f"{path.name}: cannot read the run time {amount!r}; write it as '90 seconds', "
+                         f"'20 s' or one of {sorted(AMOUNTS)}")
+    return f"{how} {amount}", seconds * SLACK[how]
 
 
 def run_once(path: Path) -> float:
@@ -101,6 +136,7 @@ def main() -> None:
           f"started before a notebook's runs and stopped after them)\n")
     header = ["notebook"] + [f"{load_name(n)}: median (min–max) s" for n in loads]
     header += [f"{load_name(n)} / {load_name(loads[0])}" for n in loads[1:]]
+    header += ["stated run time", "kept"]
     print("| " + " | ".join(header) + " |")
     print("|---" + "|---:" * (len(header) - 1) + "|")
     for path in paths:
@@ -111,6 +147,10 @@ def main() -> None:
             medians.append(statistics.median(times))
             cells.append(f"{medians[-1]:.1f} ({min(times):.1f}–{max(times):.1f})")
         cells += [f"{m / medians[0]:.1f}×" for m in medians[1:]]
+        stated = budget(path)
+        kept = (all(m <= LOADED_SLOWDOWN * medians[0] for m in medians[1:])
+                and (loads[0] != 0 or medians[0] <= stated[1]))
+        cells += [stated[0], "yes" if kept else "**no**"]
         print(f"| {path.parent.name}/{path.name} | " + " | ".join(cells) + " |", flush=True)
 
 
