@@ -9,6 +9,11 @@ embedding used at the input (weight sharing, section III of the paper):
     F   = ReLU(S W1 + b1) W2 + b2                    point-wise feed-forward
     r_{i,t} = F_t . M_i                              relevance of item i after step t
 
+The paper's equation has no sqrt(d) (it writes E_t = M[s_t] + P_t); the authors' code scales
+the item vector by it (`scale=True`, as the Transformer does), and so do we: M starts at
+standard deviation 1/sqrt(d) and P at 1, so the factor lets item and position enter the first
+block at the same size. The scores use M unscaled.
+
 Each block is pre-LN, as the paper writes it: x <- x + Dropout(g(LayerNorm(x))) for
 g = attention, then g = FFN; a last LayerNorm follows the blocks. (The original code
 normalises only the queries before attention; we normalise queries, keys and values alike.)
