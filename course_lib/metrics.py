@@ -359,6 +359,45 @@ def sampled_ranks(scores: Tensor, targets: Tensor, history: Tensor | None = None
     return 1 + beaten.sum(dim=1)
 
 
+def sampled_rank_distribution(scores: Tensor, targets: Tensor, history: Tensor | None = None,
+                              n_negatives: int = 100) -> Tensor:
+    """P(sampled rank = 1 + x) for x = 0..n_negatives, per user (B, n_negatives + 1), float64:
+    the exact distribution `sampled_ranks` draws from, so expectations need no sampling.
+
+    If r - 1 of the M items a user's negatives are drawn from beat the target (same pool and
+    pessimistic tie rule as `sampled_ranks`), the number X of them among n drawn without
+    replacement is hypergeometric (Krichene & Rendle, KDD 2020):
+
+        P(X = x) = C(r - 1, x) C(M - r + 1, n - x) / C(M, n).
+
+    Then E[sampled HR@k] = P(X <= k - 1) = p[:, :k].sum(1) and E[sampled RR] = sum_x p_x / (1 + x).
+    A user with M < n_negatives is ranked against all M items: full ranking, the limit of
+    sampling (`sampled_ranks` refuses such a user instead)."""
+    _check_scores(scores)
+    targets = _check_targets(targets, scores)
+    _check_k(n_negatives, name="n_negatives")
+    rows = torch.arange(scores.shape[0], device=scores.device)
+    allowed = torch.ones_like(scores, dtype=torch.bool)                      # (B, I + 1)
+    if history is not None:
+        allowed.scatter_(1, _check_history(history, len(rows), scores.shape[1] - 1, scores.device), False)
+    allowed[:, 0] = False
+    allowed[rows, targets] = False
+    beats = allowed & (scores >= scores[rows, targets][:, None]) & (scores != NEG_INF)
+    pool = allowed.sum(dim=1, keepdim=True).double()                         # (B, 1): M
+    above = beats.sum(dim=1, keepdim=True).double()                          # (B, 1): r - 1
+    n = pool.clamp(max=n_negatives)                                          # (B, 1)
+    x = torch.arange(n_negatives + 1, dtype=torch.float64, device=scores.device)[None]   # (1, n + 1)
+
+    def log_choose(a, b):
+        return torch.lgamma(a + 1) - torch.lgamma(b + 1) - torch.lgamma(a - b + 1)
+
+    below = pool - above                                                     # M - r + 1
+    possible = (x <= above) & (x <= n) & (n - x <= below)
+    log_p = (log_choose(above, x.minimum(above)) + log_choose(below, (n - x).clamp(min=0).minimum(below))
+             - log_choose(pool, n))
+    return torch.where(possible, log_p.exp(), torch.zeros_like(log_p))
+
+
 def evaluate_sampled(scores: Tensor, targets: Tensor, history: Tensor | None = None,
                      n_negatives: int = 100, ks=(10,),
                      generator: torch.Generator | None = None) -> dict[str, float]:

@@ -365,6 +365,43 @@ def test_evaluate_sampled_is_optimistic_compared_with_full_ranking():
     assert all(sampled[key] >= full[key] for key in full)
 
 
+def test_the_sampled_rank_distribution_is_scipys_hypergeometric():
+    from scipy.stats import hypergeom
+    scores = random_scores(20, 120, seed=13)
+    targets = torch.randint(1, 121, (20,), generator=torch.Generator().manual_seed(14))
+    history = torch.randint(0, 121, (20, 15), generator=torch.Generator().manual_seed(15))
+    p = M.sampled_rank_distribution(scores, targets, history, n_negatives=30)
+    full = M.target_ranks(scores, targets, history)
+    pool = torch.isfinite(M.mask_history(scores, history, targets)).sum(1) - 1
+    by_scipy = hypergeom.pmf(np.arange(31)[None], pool.numpy()[:, None], (full - 1).numpy()[:, None], 30)
+    assert p.shape == (20, 31)
+    np.testing.assert_allclose(p.numpy(), by_scipy, atol=1e-10)
+    np.testing.assert_allclose(p.sum(1).numpy(), 1.0, atol=1e-10)
+
+
+def test_the_sampled_rank_distribution_predicts_the_mean_of_many_draws():
+    scores = random_scores(1, 80, seed=16).repeat(4000, 1)
+    targets = torch.full((4000,), 7)
+    p = M.sampled_rank_distribution(scores[:1], targets[:1], n_negatives=10)[0]
+    ranks = M.sampled_ranks(scores, targets, n_negatives=10, generator=torch.Generator().manual_seed(0))
+    expected_hr5 = p[:5].sum().item()
+    assert M.hr_at_k(ranks, 5).float().mean().item() == pytest.approx(expected_hr5, abs=4 * math.sqrt(
+        expected_hr5 * (1 - expected_hr5) / 4000) + 1e-9)
+
+
+def test_with_more_negatives_than_candidates_the_sampled_rank_is_the_full_rank():
+    scores = t([[0.0, 0.3, 0.9, 0.1, 0.8, -math.inf]])     # item 5 scores -inf: it never beats the target
+    p = M.sampled_rank_distribution(scores, t([1]), n_negatives=50)
+    assert p.shape == (1, 51)
+    assert p[0, 2].item() == pytest.approx(1.0)            # items 2 and 4 beat item 1: rank 3, surely
+    assert M.target_ranks(scores, t([1])).item() == 3
+
+
+def test_the_sampled_rank_distribution_refuses_a_bad_count():
+    with pytest.raises(ValueError, match="n_negatives"):
+        M.sampled_rank_distribution(random_scores(2, 10, seed=0), t([1, 2]), n_negatives=0)
+
+
 # --- devices ------------------------------------------------------------------------------
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")

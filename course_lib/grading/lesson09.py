@@ -339,44 +339,19 @@ N_NEGATIVES = 100                  # the sampled ranking of SASRec's and many pa
 SPREAD = 4                         # the range: the expectation +- 4 standard deviations
 
 
-def _pool_and_beaten(scores: Tensor, targets: Tensor, history: Tensor) -> tuple[Tensor, Tensor]:
-    """Per user (B,): the number M of items negatives are drawn from (finite score, not
-    padding, not the target, not in the history), and how many of them score at least as high
-    as the target (r - 1, the pessimistic full rank minus one)."""
-    rows = torch.arange(len(targets))
-    allowed = torch.isfinite(scores)                                           # (B, I + 1)
-    allowed[:, 0] = False
-    allowed.scatter_(1, history.long(), False)
-    allowed[rows, targets] = False
-    beaten = allowed & (scores >= scores[rows, targets][:, None])
-    return allowed.sum(dim=1), beaten.sum(dim=1)
-
-
-def _log_choose(n: Tensor, k: Tensor) -> Tensor:
-    return torch.lgamma(n + 1) - torch.lgamma(k + 1) - torch.lgamma(n - k + 1)
-
-
 def expected_sampled_mrr(scores: Tensor, targets: Tensor, history: Tensor,
                          n_negatives: int = N_NEGATIVES) -> tuple[float, float]:
     """The expected MRR (and its standard deviation over the draws) when each target is ranked
-    against `n_negatives` items drawn uniformly without replacement from its pool of M items,
-    r - 1 of which beat it: the number X of drawn items that beat it is hypergeometric,
-
-        P(X = x) = C(r - 1, x) C(M - r + 1, n - x) / C(M, n),   sampled rank = 1 + X,
-
-    (Krichene & Rendle, KDD 2020), so E[1 / (1 + X)] needs no sampling. The standard deviation
-    is that of the mean over users of one draw each (users draw independently)."""
-    pool, beaten = (x.double()[:, None] for x in _pool_and_beaten(scores, targets, history))
+    against `n_negatives` items drawn uniformly without replacement from its pool: the sampled
+    rank is 1 + X with X hypergeometric (`metrics.sampled_rank_distribution`), so E[1 / (1 + X)]
+    needs no sampling. The standard deviation is that of the mean over users of one draw each
+    (users draw independently)."""
+    p = metrics.sampled_rank_distribution(scores, targets, history, n_negatives)   # (B, n + 1)
+    pool = (metrics.mask_history(scores, history, targets) > -math.inf).sum(dim=1) - 1
     if int(pool.min()) < n_negatives:
         raise ValueError(f"a user has only {int(pool.min())} items to sample from, fewer "
                          f"than n_negatives={n_negatives}")
-    x = torch.arange(n_negatives + 1, dtype=torch.float64)[None]              # (1, n + 1)
-    possible = (x <= beaten) & (n_negatives - x <= pool - beaten)              # (B, n + 1)
-    log_p = (_log_choose(beaten, torch.minimum(x, beaten))
-             + _log_choose(pool - beaten, (n_negatives - x).clamp(min=0).minimum(pool - beaten))
-             - _log_choose(pool, torch.full_like(pool, n_negatives)))
-    p = torch.where(possible, log_p.exp(), torch.zeros_like(log_p))           # (B, n + 1)
-    reciprocal = 1 / (1 + x)
+    reciprocal = 1 / torch.arange(1, n_negatives + 2, dtype=torch.float64)       # 1 / (1 + x)
     mean = (p * reciprocal).sum(dim=1)                                         # (B,)
     variance = (p * reciprocal ** 2).sum(dim=1) - mean ** 2
     return float(mean.mean()), float(variance.sum().sqrt() / len(mean))
