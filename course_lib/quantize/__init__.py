@@ -6,8 +6,10 @@
 * `kmeans`: training-free IDs: RQ-KMeans, balanced RQ-KMeans, hierarchical k-means on
   collaborative vectors (lesson 05);
 * `semantic_ids`: semantic IDs with a collision token, lookups both ways, a prefix trie;
-* `stats`: per-level token statistics for the hourglass (entropy, Gini, utilisation, paths).
+* `stats`: per-level token statistics for the hourglass (entropy, Gini, utilisation, paths);
+* `fsq`: finite scalar quantisation, a fixed grid with no codebook to learn (lesson 04's aside).
 """
+from course_lib.quantize.fsq import FSQ
 from course_lib.quantize.vq import VectorQuantizer, VQConfig, VQResult
 
-__all__ = ["VectorQuantizer", "VQConfig", "VQResult"]
+__all__ = ["FSQ", "VectorQuantizer", "VQConfig", "VQResult"]
