@@ -8,8 +8,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from course_lib.models.vae import (SequenceVAE, VAEConfig, VAEHistory, active_units,
-                                   free_bits_kl, gaussian_kl, kl_weight, measure,
-                                   mutual_information, reparameterize)
+                                   code_mutual_information, free_bits_kl, gaussian_kl, kl_weight,
+                                   measure, mutual_information, reparameterize)
 from course_lib.train import fit, load_checkpoint, shuffled_batches
 
 N_ITEMS = 30
@@ -181,7 +181,82 @@ def test_an_empty_history_says_why():
 def test_measure_reports_every_quantity():
     model = SequenceVAE(VAEConfig(n_items=N_ITEMS))
     assert set(measure(model, sequences())) == {"recon", "kl", "kl_per_dim", "active_units",
-                                                 "mutual_information"}
+                                                 "mutual_information", "shuffle_gap"}
+
+
+def test_shuffle_gap_is_zero_when_every_window_is_the_same():
+    torch.manual_seed(0)
+    items = sequences(batch=1).expand(16, -1).clone()
+    items[:, :2] = 0
+    for bottleneck in ("gaussian", "vq"):
+        model = SequenceVAE(VAEConfig(n_items=N_ITEMS, bottleneck=bottleneck))
+        assert measure(model, items)["shuffle_gap"] == pytest.approx(0, abs=1e-5)
+
+
+# --- the VQ bottleneck ----------------------------------------------------------------------
+
+def vq_model(**kwargs) -> SequenceVAE:
+    torch.manual_seed(0)
+    return SequenceVAE(VAEConfig(n_items=N_ITEMS, bottleneck="vq", codebook_size=8, d_latent=5,
+                                 **kwargs))
+
+
+@pytest.mark.parametrize("decoder", ["gru", "bag"])
+def test_vq_bottleneck_has_the_documented_shapes(decoder):
+    out = vq_model(decoder=decoder)(sequences())
+    assert out.mu.shape == (8, 5) and out.codes.shape == (8,) and out.codes.dtype == torch.long
+    assert out.logvar is None and out.kl_per_dim is None
+    assert out.kl.item() == pytest.approx(math.log(8))              # constant: log K
+    assert out.recon.dim() == 0 and out.quantization.dim() == 0 and out.recon > 0
+
+
+def test_vq_decoder_gets_the_code_value_and_the_encoder_its_gradient_unchanged():
+    model = vq_model().eval()
+    items = sequences()
+    z_e = model.encode(items)[0]
+    z_e.retain_grad()
+    vq = model.quantizer(z_e)
+    z_q = vq.quantized
+    z_q.retain_grad()
+    assert torch.allclose(z_q, model.quantizer.codebook[vq.codes])  # forward: the code's value
+    (-model.log_likelihood(items, z_q).mean()).backward()
+    assert z_q.grad.abs().sum() > 0
+    assert torch.equal(z_e.grad, z_q.grad)                          # backward: the identity
+
+
+def test_vq_reconstruction_trains_the_encoder_but_not_the_codebook():
+    model = vq_model()
+    model(sequences()).recon.backward()
+    assert model.to_latent.weight.grad.abs().sum() > 0
+    assert all(p.grad.abs().sum() > 0 for p in model.encoder.parameters())
+    assert model.quantizer.codebook.grad is None or not model.quantizer.codebook.grad.any()
+
+
+def test_vq_loss_is_reconstruction_plus_quantization_and_finite():
+    model = vq_model().eval()
+    items = sequences()
+    out = model(items)
+    loss = model.loss(items)
+    assert torch.isfinite(loss) and torch.allclose(loss, out.recon + out.quantization)
+    loss.backward()
+    assert model.quantizer.codebook.grad.abs().sum() > 0             # the codebook loss moves it
+
+
+def test_code_mutual_information_is_the_entropy_of_the_code_marginal():
+    assert code_mutual_information(torch.zeros(10, dtype=torch.long), 4) == 0.0
+    assert code_mutual_information(torch.tensor([0, 1, 0, 1]), 4) == pytest.approx(math.log(2))
+    assert code_mutual_information(torch.arange(4), 4) == pytest.approx(math.log(4))
+
+
+def test_vq_history_records_code_usage_and_information():
+    model = vq_model(d_hidden=16)
+    history = train(model, sequences(batch=32), steps=6, batch_size=8, every=3)
+    last = history.last()
+    assert {"code_usage", "perplexity", "shuffle_gap"} <= set(last)
+    assert history.kl_per_dim == [[], []] and last["kl"] == pytest.approx(math.log(8))
+    assert 0 < last["code_usage"] <= 1
+    assert last["mutual_information"] == pytest.approx(math.log(last["perplexity"]))
+    assert int(model.step) == 6
 
 
 @pytest.mark.parametrize("items, match", [
@@ -214,6 +289,10 @@ def test_mismatched_mu_and_logvar_raise():
     (dict(anneal_steps=-1), "anneal_steps must be >= 0"),
     (dict(word_dropout=1.0), r"word_dropout must be in \[0, 1\)"),
     (dict(d_latent=0), "must be >= 1"),
+    (dict(bottleneck="discrete"), "bottleneck must be one of"),
+    (dict(bottleneck="vq", codebook_size=0), "codebook_size must be >= 1"),
+    (dict(bottleneck="vq", free_bits=0.5), "a VQ bottleneck has none"),
+    (dict(bottleneck="vq", anneal_steps=10), "a VQ bottleneck has none"),
 ])
 def test_bad_config_raises(kwargs, match):
     with pytest.raises(ValueError, match=match):

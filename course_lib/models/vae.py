@@ -19,11 +19,30 @@ Autoregressive Flow", NeurIPS 2016). Measures: active units (Burda et al. 2016: 
 active when Cov_x(E_q[z_u]) > 0.01) and the mutual information I_q(x; z) estimated on a
 batch (Hoffman & Johnson 2016; the estimator of He et al., ICLR 2019).
 
+The bottleneck is an option too. `bottleneck="vq"` replaces the Gaussian by the nearest of K
+codes (van den Oord et al., NeurIPS 2017), with the library's one quantizer
+(`course_lib.quantize.vq.VectorQuantizer`: straight-through estimator, codebook and
+commitment losses):
+
+    z_e = enc(x)                             (B, J)   the encoder output
+    z_q, c = VQ(z_e)                         (B, J), (B,)   z_q = z_e + sg(e_c - z_e)
+    loss = -log p(x | z_q) + ||sg(z_e) - e_c||^2 + beta ||z_e - sg(e_c)||^2
+
+The posterior is one-hot on c and the prior uniform, so the KL is the constant log K (section
+3.2 of the paper): no KL term to anneal or floor, and nothing in the loss that pays the encoder
+to say less. Its measures: code usage and perplexity, and I(x; c) = H(c) - H(c | x) = H(c),
+since the encoder is deterministic (H(c | x) = 0), estimated by the entropy of the codes'
+empirical distribution on the probe windows (at most log K).
+
+For both bottlenecks `measure` also reports the shuffle gap: the reconstruction loss when every
+window is decoded from another window's latent, minus the loss with its own. It is ~0 when the
+decoder ignores the latent and positive when the latent carries what the decoder needs.
+
 Training goes through `course_lib.train.fit` (batch {"items": (B, T)}); a `VAEHistory` passed
 as its `on_step` records the measures during training.
 
 Dimensions: B sequences in a batch, T positions, J latent dimensions, I items (ids 1..I,
-0 is padding; sequences are left-padded as everywhere in the course).
+0 is padding; sequences are left-padded as everywhere in the course), K codes (VQ).
 """
 from __future__ import annotations
 
@@ -34,14 +53,20 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from course_lib import metrics
+from course_lib.quantize.vq import VectorQuantizer, VQConfig
+
 DECODERS = ("gru", "bag")
+BOTTLENECKS = ("gaussian", "vq")
 
 
 @dataclass
 class VAEConfig:
-    """Sizes and remedies. Defaults are the plain VAE (no remedy: `anneal_steps=0` means KL
-    weight 1 from the first step, `free_bits=0` and `word_dropout=0` are off), which is the
-    setting that collapses with the strong decoder."""
+    """Sizes, bottleneck and remedies. Defaults are the plain VAE (Gaussian bottleneck, no
+    remedy: `anneal_steps=0` means KL weight 1 from the first step, `free_bits=0` and
+    `word_dropout=0` are off), which is the setting that collapses with the strong decoder.
+    `bottleneck="vq"` quantizes the J-dim encoder output to the nearest of `codebook_size` codes
+    with the quantizer's paper defaults (`VQConfig`: beta 0.25, codebook learned by its loss)."""
 
     n_items: int
     decoder: str = "gru"          # "gru" (strong, autoregressive) or "bag" (weak, MLP)
@@ -51,6 +76,8 @@ class VAEConfig:
     anneal_steps: int = 0         # KL weight rises linearly 0 -> 1 over this many steps
     free_bits: float = 0.0        # lambda, nats per latent dimension (Kingma et al. 2016)
     word_dropout: float = 0.0     # fraction of decoder inputs replaced by the start token 0
+    bottleneck: str = "gaussian"  # "gaussian" (a VAE) or "vq" (nearest of K codes, a VQ-VAE)
+    codebook_size: int = 64       # K, with bottleneck="vq"
 
     def __post_init__(self):
         if self.n_items < 1:
@@ -67,6 +94,14 @@ class VAEConfig:
             raise ValueError(f"free_bits must be >= 0 nats (0 = off), got {self.free_bits}")
         if not 0 <= self.word_dropout < 1:
             raise ValueError(f"word_dropout must be in [0, 1), got {self.word_dropout}")
+        if self.bottleneck not in BOTTLENECKS:
+            raise ValueError(f"bottleneck must be one of {BOTTLENECKS}, got {self.bottleneck!r}")
+        if self.codebook_size < 1:
+            raise ValueError(f"codebook_size must be >= 1 (K codes), got {self.codebook_size}")
+        if self.bottleneck == "vq" and (self.anneal_steps or self.free_bits):
+            raise ValueError("anneal_steps and free_bits act on the Gaussian KL term; a VQ "
+                             "bottleneck has none (its KL is the constant log K): set both to 0, "
+                             f"got anneal_steps={self.anneal_steps}, free_bits={self.free_bits}")
 
 
 # --- the pieces of the ELBO ---------------------------------------------------------------
@@ -126,6 +161,13 @@ def active_units(mu: Tensor, threshold: float = 0.01) -> int:
     return int((mu.var(dim=0) > threshold).sum())
 
 
+def code_mutual_information(codes: Tensor, codebook_size: int) -> float:
+    """I(x; c) = H(c) - H(c | x) for a deterministic encoder, where H(c | x) = 0: the entropy
+    of the codes' empirical distribution over the inputs, in nats (the plug-in estimate, at
+    most log min(K, B)). codes (B,) in 0..K-1."""
+    return float(metrics.count_entropy(metrics.code_counts(codes, codebook_size), base=math.e))
+
+
 def mutual_information(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> float:
     """I_q(x; z) = E_x E_q(z|x)[log q(z|x) - log q(z)], with the aggregate posterior q(z)
     approximated by the mixture of the batch's posteriors (the estimator of He et al. 2019,
@@ -149,13 +191,17 @@ def mutual_information(mu: Tensor, logvar: Tensor, generator: torch.Generator | 
 @dataclass
 class VAEOutput:
     """The ELBO's parts for one batch. `recon` and `kl` are per sequence, batch-averaged
-    (nats); `kl_per_dim` is (J,), batch-averaged; ELBO = -(recon + kl)."""
+    (nats); `kl_per_dim` is (J,), batch-averaged; ELBO = -(recon + kl). With the VQ bottleneck
+    `mu` is the encoder output z_e, `kl` the constant log K, `kl_per_dim` and `logvar` None,
+    and `codes` and `quantization` (codebook + beta * commitment loss) are set."""
 
-    recon: Tensor            # scalar: E_q[-log p(x | z)]
-    kl: Tensor               # scalar: KL(q(z | x) || p(z)) summed over dimensions
-    kl_per_dim: Tensor       # (J,)
-    mu: Tensor               # (B, J)
-    logvar: Tensor           # (B, J)
+    recon: Tensor                      # scalar: E_q[-log p(x | z)]
+    kl: Tensor                         # scalar: KL(q(z | x) || p(z)) summed over dimensions
+    kl_per_dim: Tensor | None          # (J,)
+    mu: Tensor                         # (B, J)
+    logvar: Tensor | None              # (B, J)
+    codes: Tensor | None = None        # (B,) VQ only: each window's code
+    quantization: Tensor | None = None  # scalar, VQ only
 
     @property
     def elbo(self) -> Tensor:
@@ -163,7 +209,7 @@ class VAEOutput:
 
 
 class SequenceVAE(nn.Module):
-    """Encoder GRU -> Gaussian posterior -> weak ("bag") or strong ("gru") decoder."""
+    """Encoder GRU -> Gaussian posterior or VQ code -> weak ("bag") or strong ("gru") decoder."""
 
     def __init__(self, config: VAEConfig):
         super().__init__()
@@ -171,7 +217,11 @@ class SequenceVAE(nn.Module):
         # id 0 is padding for the encoder and the start token for the decoder
         self.embedding = nn.Embedding(c.n_items + 1, c.d_embed)
         self.encoder = nn.GRU(c.d_embed, c.d_hidden, batch_first=True)
-        self.to_posterior = nn.Linear(c.d_hidden, 2 * c.d_latent)
+        if c.bottleneck == "gaussian":
+            self.to_posterior = nn.Linear(c.d_hidden, 2 * c.d_latent)
+        else:
+            self.to_latent = nn.Linear(c.d_hidden, c.d_latent)
+            self.quantizer = VectorQuantizer(VQConfig(codebook_size=c.codebook_size, dim=c.d_latent))
         if c.decoder == "gru":
             self.z_to_hidden = nn.Linear(c.d_latent, c.d_hidden)
             self.decoder = nn.GRU(c.d_embed + c.d_latent, c.d_hidden, batch_first=True)
@@ -192,10 +242,14 @@ class SequenceVAE(nn.Module):
         if not bool((items > 0).any(dim=1).all()):
             raise ValueError("every sequence needs at least one item; drop all-padding rows")
 
-    def encode(self, items: Tensor) -> tuple[Tensor, Tensor]:
-        """q(z | x): the encoder GRU's last state (left padding puts the newest item last)."""
+    def encode(self, items: Tensor) -> tuple[Tensor, Tensor | None]:
+        """q(z | x) from the encoder GRU's last state (left padding puts the newest item last):
+        (mu, logvar), or (z_e, None) with the VQ bottleneck, whose posterior is one-hot on the
+        code nearest to z_e."""
         self.check_items(items)
         _, h = self.encoder(self.embedding(items))                 # (1, B, H)
+        if self.config.bottleneck == "vq":
+            return self.to_latent(h[0]), None                      # (B, J)
         mu, logvar = self.to_posterior(h[0]).chunk(2, dim=-1)      # (B, J) each
         return mu, logvar
 
@@ -219,16 +273,26 @@ class SequenceVAE(nn.Module):
 
     def forward(self, items: Tensor) -> VAEOutput:
         mu, logvar = self.encode(items)
+        if self.config.bottleneck == "vq":
+            vq = self.quantizer(mu)                                # z_q (B, J), codes (B,)
+            recon = -self.log_likelihood(items, vq.quantized).mean()
+            log_k = torch.tensor(math.log(self.config.codebook_size), device=mu.device)
+            return VAEOutput(recon, log_k, None, mu, None, codes=vq.codes, quantization=vq.loss)
         z = reparameterize(mu, logvar) if self.training else mu
         recon = -self.log_likelihood(items, z).mean()
         kl_per_dim = gaussian_kl(mu, logvar).mean(dim=0)           # (J,)
         return VAEOutput(recon, kl_per_dim.sum(), kl_per_dim, mu, logvar)
 
     def loss(self, batch: dict | Tensor) -> Tensor:
-        """recon + w(step) * KL, with KL replaced by sum_j max(lambda, KL_j) under free bits.
+        """recon + w(step) * KL, with KL replaced by sum_j max(lambda, KL_j) under free bits;
+        with the VQ bottleneck recon + codebook + beta * commitment (the constant KL dropped).
         Each call in training mode counts one step of the annealing schedule."""
         items = batch["items"] if isinstance(batch, dict) else batch
         out = self(items)
+        if self.config.bottleneck == "vq":
+            if self.training:
+                self.step += 1
+            return out.recon + out.quantization
         kl = free_bits_kl(out.kl_per_dim, self.config.free_bits) if self.config.free_bits else out.kl
         weight = kl_weight(int(self.step), self.config.anneal_steps)
         if self.training:
@@ -240,14 +304,27 @@ class SequenceVAE(nn.Module):
 
 @torch.no_grad()
 def measure(model: SequenceVAE, items: Tensor, seed: int = 0) -> dict:
-    """ELBO parts (posterior mean used as z), active units and mutual information on `items`."""
+    """ELBO parts (posterior mean, or the code, used as z), active units, mutual information
+    and the shuffle gap on `items` (B, T); with the VQ bottleneck also code usage (codes used
+    / K) and perplexity, and I(x; c) = H(c) in place of the Gaussian estimator. kl_per_dim is
+    [] for VQ (its KL does not split by dimension)."""
     was_training = model.training
     model.eval()
     out = model(items)
     gen = torch.Generator(device=items.device).manual_seed(seed)
-    result = {"recon": float(out.recon), "kl": float(out.kl),
-              "kl_per_dim": out.kl_per_dim.tolist(), "active_units": active_units(out.mu),
-              "mutual_information": mutual_information(out.mu, out.logvar, gen)}
+    result = {"recon": float(out.recon), "kl": float(out.kl), "active_units": active_units(out.mu)}
+    if model.config.bottleneck == "vq":
+        k = model.config.codebook_size
+        z = model.quantizer.codebook[out.codes]                          # (B, J) the codes' values
+        result |= {"kl_per_dim": [], "mutual_information": code_mutual_information(out.codes, k),
+                   "code_usage": metrics.utilisation(out.codes, k),
+                   "perplexity": metrics.perplexity(out.codes, k)}
+    else:
+        z = out.mu                                                       # (B, J)
+        result |= {"kl_per_dim": out.kl_per_dim.tolist(),
+                   "mutual_information": mutual_information(out.mu, out.logvar, gen)}
+    shuffled = torch.randperm(len(items), generator=gen, device=items.device)
+    result["shuffle_gap"] = float(-model.log_likelihood(items, z[shuffled]).mean() - out.recon)
     model.train(was_training)
     return result
 
@@ -272,6 +349,9 @@ class VAEHistory:
     kl_per_dim: list[list[float]] = field(default_factory=list)    # (records, J)
     active_units: list[int] = field(default_factory=list)
     mutual_information: list[float] = field(default_factory=list)
+    shuffle_gap: list[float] = field(default_factory=list)         # nats per window
+    code_usage: list[float] = field(default_factory=list)          # VQ only: codes used / K
+    perplexity: list[float] = field(default_factory=list)          # VQ only
 
     def __post_init__(self):
         if isinstance(self.every, bool) or not isinstance(self.every, int) or self.every < 1:
@@ -284,12 +364,18 @@ class VAEHistory:
         device = next(model.parameters()).device
         m = measure(model, self.items.to(device), seed=step)
         self.step.append(step)
-        for key in ("recon", "kl", "kl_per_dim", "active_units", "mutual_information"):
-            getattr(self, key).append(m[key])
+        for key in ("recon", "kl", "kl_per_dim", "active_units", "mutual_information",
+                    "shuffle_gap", "code_usage", "perplexity"):
+            if key in m:
+                getattr(self, key).append(m[key])
 
     def last(self) -> dict:
         if not self.step:
             raise ValueError(f"nothing measured yet: the history records every {self.every} "
                              "steps; train for at least that many")
-        return {"recon": self.recon[-1], "kl": self.kl[-1], "active_units": self.active_units[-1],
-                "mutual_information": self.mutual_information[-1]}
+        last = {"recon": self.recon[-1], "kl": self.kl[-1], "active_units": self.active_units[-1],
+                "mutual_information": self.mutual_information[-1],
+                "shuffle_gap": self.shuffle_gap[-1]}
+        if self.code_usage:
+            last |= {"code_usage": self.code_usage[-1], "perplexity": self.perplexity[-1]}
+        return last
