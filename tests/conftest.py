@@ -69,6 +69,15 @@ def tied_scores(draw, min_items=2, max_items=12):
 
 
 @st.composite
+def small_codes(draw, max_items=30, max_levels=3, max_code=3):
+    """(N, L) codes over a tiny vocabulary, so collisions are common."""
+    n = draw(st.integers(1, max_items))
+    levels = draw(st.integers(1, max_levels))
+    values = draw(st.lists(st.integers(0, max_code), min_size=n * levels, max_size=n * levels))
+    return torch.tensor(values).reshape(n, levels)
+
+
+@st.composite
 def graded_case(draw, distinct_scores=True):
     """(scores (B, I + 1), relevance (B, I + 1), k) with integer gains in 0..3 and at least
     one positive gain per user; scores are a permutation (no ties) unless distinct_scores is

@@ -10,6 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import entropy as scipy_entropy
 
+from conftest import small_codes
 from course_lib import metrics
 from course_lib.quantize import stats
 from course_lib.quantize.semantic_ids import (NO_TOKEN, PrefixTrie, SemanticIds,
@@ -18,15 +19,6 @@ from course_lib.quantize.semantic_ids import (NO_TOKEN, PrefixTrie, SemanticIds,
 
 PROPERTY = settings(max_examples=40, deadline=None)
 t = torch.tensor
-
-
-@st.composite
-def small_codes(draw, max_items=30, max_levels=3, max_code=3):
-    """(N, L) codes over a tiny vocabulary, so collisions are common."""
-    n = draw(st.integers(1, max_items))
-    levels = draw(st.integers(1, max_levels))
-    values = draw(st.lists(st.integers(0, max_code), min_size=n * levels, max_size=n * levels))
-    return t(values).reshape(n, levels)
 
 
 # --- the collision token -------------------------------------------------------------------
