@@ -33,7 +33,7 @@ Where the published numbers come from, and what differs (read a gap with these i
 * MovieLens movies that nobody rated stay in the catalogue as cold items (the loader keeps
   every movie of movies.dat), so they are ranked too. ml-1m's and ml-20m's same-second
   ratings and Amazon's same-day reviews are ordered by a seeded shuffle, never by the files'
-  order (`movielens`, the lessons' ml-latest-small, keeps the file's order).
+  order, and so are ml-latest-small's (`movielens`).
 * The SASRec paper's own ML-1M numbers (HR@10 .8245, NDCG@10 .5905) rank the target among
   100 sampled negatives, not the full catalogue: a different protocol, not comparable here.
 The sizes follow each source's setting (SETTINGS); TIGER's follow the profile (the paper's

@@ -171,7 +171,8 @@ def test_tie_seed_shuffles_same_second_ratings_and_repeats_with_the_seed(tmp_pat
     def order(**kwargs):
         frame = load_movielens(data_dir=tmp_path, download=False, **kwargs).interactions
         return frame[frame["user"] == 1]["item"].tolist()
-    assert order() == [1, 2, 3, 4, 5]                             # default: the file's order
+    assert order(tie_seed=None) == [1, 2, 3, 4, 5]                # the file's order, on request
+    assert order() == order(tie_seed=0) != [1, 2, 3, 4, 5]        # default: shuffled, seed 0
     shuffled = {tuple(order(tie_seed=seed)) for seed in range(10)}
     assert len(shuffled) > 1 and all(sorted(o) == [1, 2, 3, 4, 5] for o in shuffled)
     assert order(tie_seed=3) == order(tie_seed=3)

@@ -9,7 +9,7 @@ split, with the item table and the items' content vectors.
 The names (`DATASETS`):
 
     world           the generated toy world (its size from the profile)
-    movielens       MovieLens ml-latest-small, the lessons' real data (ties in file order)
+    movielens       MovieLens ml-latest-small, the lessons' real data
     ml-1m, ml-20m   MovieLens 1M and 20M (SASRec's and HSTU's benchmarks)
     amazon-beauty, amazon-sports, amazon-toys
                     Amazon 2014 5-core Beauty, Sports_and_Outdoors, Toys_and_Games (TIGER's)
@@ -19,8 +19,8 @@ and any other name is the path of your own data (`interactions`): an interaction
 other suffix, e.g. .txt: `user item item ...` per line), with `attributes=` an optional
 JSON {item: [attribute ids]} as the items' content. Without attributes, your items' content
 is their co-occurrence in the training sequences (behaviour, not content: say so when you
-use it for semantic IDs). Outside the lessons' two datasets, events at the same timestamp
-are ordered by a shuffle seeded with `seed` (`interactions.chronological`).
+use it for semantic IDs). Events at the same timestamp are ordered by a shuffle seeded
+with `seed` (`interactions.chronological`), never by the file's order.
 
 Every dataset is turned into sequences the same way: each user's consumed items in time
 order (for the world, its clicks, likes and conversions, `world.CONSUMED`; for your table
@@ -79,7 +79,7 @@ def load_dataset(name: str | Path | None = None, profile: Profile | None = None,
     attributes: your items' attribute JSON (own data only). positive_actions: the actions of
     your interactions table that count as consumed, e.g. ("buy",) (None: every action).
     data_dir: where the built-in datasets are (default: $COURSE_DATA_DIR or data/).
-    seed: the shuffle that orders same-timestamp events (all but the world and movielens).
+    seed: the shuffle that orders same-timestamp events (every dataset but the world).
 
     When "movielens" is asked for but cannot be read (offline, no local copy), the reason is
     printed and the world is used instead, so a lesson still runs; the other datasets raise,
@@ -91,7 +91,7 @@ def load_dataset(name: str | Path | None = None, profile: Profile | None = None,
                          "brings its own content and actions")
     if name == "movielens":
         try:
-            return _movielens("ml-latest-small", "movielens", data_dir, tie_seed=None)
+            return _movielens("ml-latest-small", "movielens", data_dir, tie_seed=seed)
         except (FileNotFoundError, RuntimeError) as err:
             print("MovieLens not available, continuing with the world:\n", err)
         return _world(profile)
