@@ -226,6 +226,13 @@ class PinRec(nn.Module):
         for outcome, action in enumerate(config.outcome_actions, start=1):
             action_to_outcome[action] = outcome
         self.register_buffer("action_to_outcome", action_to_outcome, persistent=False)
+        # SASRec's scale (std 1/sqrt(d), so M sqrt(d) enters at the size of the position): at
+        # nn.Embedding's N(0, 1) the item is sqrt(d) times larger than the other tokens, the
+        # query is little more than the newest item, and on MovieLens validation NDCG@10 stayed
+        # at chance for 60 epochs (test .0011 against .0318 with this scale, lr 1e-2).
+        nn.init.normal_(self.item_embedding.weight, std=d ** -0.5)
+        with torch.no_grad():
+            self.item_embedding.weight[0].zero_()
 
     # --- the backbone: it never sees an outcome ---------------------------------------------------
     def forward(self, items: Tensor, actions: Tensor) -> Tensor:
