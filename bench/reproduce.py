@@ -352,7 +352,8 @@ def main(argv=None) -> list[dict]:
           f"interactions (mean {lengths.mean():.1f} per user, {data.split.n_dropped} users "
           f"with < 3 dropped); device {device}, profile {profile.name}, at most {epochs} "
           f"epochs, patience {args.patience}")
-    print(f"settings: {settings}; TIGER: {TIGERConfig(**profile.tiger)}")
+    print(f"settings: {settings}; TIGER: {TIGERConfig(**profile.tiger)}, lr {TIGER_LR}; "
+          f"PinRec: lr {PINREC_LR}")
     rows = []
     for name in args.models:
         rows.append(run_model(name, data, dataset, settings, epochs, args, device, profile))
