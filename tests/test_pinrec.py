@@ -64,6 +64,18 @@ def test_engagement_batches_align_positives_and_their_actions_with_the_inputs():
     assert batch["positives"][0, -1].tolist() == [seq[-1], 0]
 
 
+def test_an_item_token_starts_at_the_size_of_a_position_and_padding_at_zero():
+    # M sqrt(d) and P enter the first block at the same size (SASRec's scale): at torch's
+    # N(0, 1) the item was sqrt(d) times larger and MovieLens stayed at chance
+    seed_everything(0)
+    d = 64
+    model = PinRec(PinRecConfig(500, max_len=50, d_model=d))
+    item = (model.item_embedding.weight[1:] * d ** 0.5).norm(dim=-1).mean()
+    position = model.position_embedding.weight.norm(dim=-1).mean()
+    assert 0.8 < (item / position).item() < 1.25
+    assert not model.item_embedding.weight[0].any()
+
+
 def test_the_outcome_changes_the_query_but_never_the_backbone():
     seed_everything(0)
     model = PinRec(PinRecConfig(30, max_len=8, d_model=16)).eval()
