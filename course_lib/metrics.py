@@ -9,7 +9,8 @@ Conventions, shared with the rest of `course_lib`:
   whose column 0 is padding and is never ranked (it counts as -inf).
 - `targets` (B,) holds one held-out item id per user (leave-one-out).
 - `history` (B, T) holds the items a user has already seen, padded with 0 on either side;
-  0 entries are ignored.
+  0 entries are ignored. Given, it masks every seen item ("exclude seen"); left out, nothing
+  but padding is masked ("allow repeats"). Never is the mask decided by the target (`SEEN`).
 - A score of -inf means "masked": a masked item never counts against the target and is
   never recommended ahead of an unmasked one.
 
@@ -32,6 +33,7 @@ Everything is batched with tensor ops and runs on the device of its input.
 from __future__ import annotations
 
 import math
+import numbers
 from collections.abc import Iterable
 
 import torch
@@ -95,7 +97,7 @@ def _check_history(history, n_rows: int, n_items: int, device) -> Tensor:
 
 
 def _check_k(k, n_items: int | None = None, name: str = "k") -> None:
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"{name} must be an int >= 1, got {k!r}")
     if n_items is not None and k > n_items:
         raise ValueError(f"{name}={k} is larger than the number of items I={n_items}; "
@@ -171,23 +173,57 @@ def check_codes(codes, n_codes=None, *, levels: bool = False, allow_missing: boo
 
 
 # --- leave-one-out: one target per user ---------------------------------------------------
+#
+# What is masked is decided by the history alone, never by the target (the course's evaluation
+# protocol). Two honest conventions, by name (`SEEN`):
+#
+#   "exclude"  exclude seen: every history item is masked. A target that repeats a history item
+#              is then unreachable: it ranks after every candidate and counts as a miss
+#              (`repeated_targets` tells how many there are; report the share).
+#   "allow"    allow repeats: nothing is masked, so a seen item may be recommended again (and
+#              competes with the unseen ones).
+#
+# The rule that looks like a compromise, "mask the history except the target", leaks the answer:
+# when the target repeats a history item, every OTHER seen item is removed and the target is the
+# one seen item left standing, so "history first" rises to the top for free (lesson 00).
 
-def mask_history(scores: Tensor, history: Tensor, targets: Tensor | None = None) -> Tensor:
-    """A copy of `scores` (B, I + 1) with column 0 and every history item set to -inf.
+SEEN = ("exclude", "allow")
 
-    If `targets` is given the target itself is NOT masked, even when it is in the history:
-    users re-buy and re-watch, so a repeated item may be the right answer, and masking it
-    would make that user's target unreachable.
-    """
+
+def check_seen(seen) -> str:
+    """The name of an evaluation convention, checked: "exclude" (seen items masked) or "allow"
+    (repeats allowed, nothing masked)."""
+    if seen not in SEEN:
+        raise ValueError(f"seen must be one of {SEEN} ('exclude': every history item is masked, a "
+                         f"repeated target counts as a miss; 'allow': nothing is masked), got "
+                         f"{seen!r}")
+    return seen
+
+
+def mask_history(scores: Tensor, history: Tensor) -> Tensor:
+    """A copy of `scores` (B, I + 1) with column 0 and every history item set to -inf: the
+    "exclude seen" convention. The mask depends on the history alone: a target that repeats a
+    history item is masked too, and can then never be recommended."""
     _check_scores(scores)
     history = _check_history(history, scores.shape[0], scores.shape[1] - 1, scores.device)
     masked = torch.zeros_like(scores, dtype=torch.bool)
     masked.scatter_(1, history, True)  # (B, I + 1); history's 0s land on column 0
     masked[:, 0] = True
-    if targets is not None:
-        targets = _check_targets(targets, scores)
-        masked[torch.arange(len(targets), device=scores.device), targets] = False
     return scores.masked_fill(masked, NEG_INF)
+
+
+def repeated_targets(history: Tensor, targets: Tensor) -> Tensor:
+    """(B,) bool: does the target repeat an item of its user's history (B, T)? Under "exclude
+    seen" these targets are unreachable; report their share beside the metrics."""
+    _check_int_tensor(targets, "targets")
+    if targets.dim() != 1:
+        raise ValueError(f"targets must be 1-D (B,), got shape {tuple(targets.shape)}")
+    _check_int_tensor(history, "history")
+    if history.dim() != 2 or history.shape[0] != targets.shape[0]:
+        raise ValueError(f"history must be (B, T) with B = {targets.shape[0]} rows, one per "
+                         f"target; got shape {tuple(history.shape)}")
+    targets = targets.to(history.device).long()
+    return ((history.long() == targets[:, None]) & (targets[:, None] > 0)).any(dim=1)
 
 
 def _mask_padding(scores: Tensor) -> Tensor:
@@ -200,19 +236,23 @@ def target_ranks(scores: Tensor, targets: Tensor, history: Tensor | None = None)
     """1-based full-ranking rank of each target (B,), pessimistic over ties.
 
     rank = 1 + #{items j != target, score_j != -inf, score_j >= score_target}. With `history`
-    the seen items are masked first (the target is kept, see `mask_history`).
+    every seen item is masked first (`mask_history`, "exclude seen"); a target that repeats
+    one is masked with them: it cannot be recommended, and gets rank I + 1, past the end of
+    the catalogue, a miss at every cut-off. A target the scores themselves mask (-inf) is a
+    miss in the same way. Without `history` nothing but padding is masked ("allow repeats").
     """
     _check_scores(scores)
     targets = _check_targets(targets, scores)
     if history is None:
         scores = _mask_padding(scores)
     else:
-        scores = mask_history(scores, history, targets)
+        scores = mask_history(scores, history)
     rows = torch.arange(len(targets), device=scores.device)
     target_score = scores[rows, targets].unsqueeze(1)  # (B, 1)
     counts = (scores >= target_score) & (scores != NEG_INF)  # (B, I + 1)
     counts[rows, targets] = False
-    return 1 + counts.sum(dim=1)
+    unreachable = target_score[:, 0] == NEG_INF  # masked: past the end of the catalogue
+    return torch.where(unreachable, scores.shape[1], 1 + counts.sum(dim=1))
 
 
 def hr_at_k(ranks: Tensor, k: int) -> Tensor:
@@ -285,9 +325,10 @@ def ranks_from_topk(topk: Tensor, targets: Tensor, n_items: int,
     about the others. Read as a score matrix, every item outside the list ties below it, so
     under the pessimistic rule a target in the list at position p has rank p, and a target
     outside it ranks last among the unlisted items: rank = number of rankable items, I, or
-    I minus the distinct history items when `history` (B, T) is masked (the target is never
-    masked, as in `mask_history`). Always > K, so HR@k and NDCG@k for k <= K are exact and
-    MRR is a lower bound.
+    I minus the distinct history items when `history` (B, T) is masked ("exclude seen", as in
+    `mask_history`). A target that repeats a history item is then masked too: rank I + 1, a
+    miss even if the list names it, as in `target_ranks`. Always > K, so HR@k and NDCG@k for
+    k <= K are exact and MRR is a lower bound.
 
     `topk` (B, K) item ids in 1..I, best first, distinct within a row; a 0 marks an empty
     slot (a beam that returned fewer than K items) and never matches a target.
@@ -310,16 +351,18 @@ def ranks_from_topk(topk: Tensor, targets: Tensor, n_items: int,
         raise ValueError(f"targets must be item ids in [1, {n_items}]; 0 is padding")
     targets = targets.to(topk.device).long()
     last = torch.full_like(targets, n_items)                              # (B,) worst rank
+    unreachable = torch.zeros_like(targets, dtype=torch.bool)
     if history is not None:
         history = _check_history(history, len(targets), n_items, topk.device)
         seen = torch.zeros(len(targets), n_items + 1, dtype=torch.bool, device=topk.device)
         seen.scatter_(1, history.to(topk.device), True)                   # (B, I + 1)
         seen[:, 0] = False
-        seen[torch.arange(len(targets), device=topk.device), targets] = False
+        unreachable = seen[torch.arange(len(targets), device=topk.device), targets]
         last = last - seen.sum(dim=1)
-    hit = topk.long() == targets[:, None]                                 # (B, K)
+    hit = (topk.long() == targets[:, None]) & ~unreachable[:, None]       # (B, K)
     position = hit.float().argmax(dim=1) + 1                              # (B,) 1-based
-    return torch.where(hit.any(dim=1), position, last)
+    ranks = torch.where(hit.any(dim=1), position, last)
+    return torch.where(unreachable, n_items + 1, ranks)                   # masked: a miss
 
 
 # --- sampled evaluation (for comparison only: prefer full ranking) ------------------------
@@ -332,6 +375,8 @@ def sampled_ranks(scores: Tensor, targets: Tensor, history: Tensor | None = None
     not padding, not the target and not in the history (random keys, then top-n over the
     allowed items). Same pessimistic tie rule as `target_ranks`, so a sampled rank is never
     worse than the full rank: sampled metrics are optimistic (Krichene & Rendle, KDD 2020).
+    With `history` ("exclude seen"), a target that repeats a history item is masked as in
+    `target_ranks`: every negative beats it (rank n_negatives + 1, a miss).
     """
     _check_scores(scores)
     targets = _check_targets(targets, scores)
@@ -356,7 +401,11 @@ def sampled_ranks(scores: Tensor, targets: Tensor, history: Tensor | None = None
     negative_scores = scores.gather(1, negatives)  # (B, n_negatives)
     target_score = scores[rows, targets].unsqueeze(1)  # (B, 1)
     beaten = (negative_scores >= target_score) & (negative_scores != NEG_INF)
-    return 1 + beaten.sum(dim=1)
+    ranks = 1 + beaten.sum(dim=1)
+    if history is not None:
+        unreachable = repeated_targets(history.to(device), targets)
+        ranks = torch.where(unreachable, torch.full_like(ranks, n_negatives + 1), ranks)
+    return ranks
 
 
 def sampled_rank_distribution(scores: Tensor, targets: Tensor, history: Tensor | None = None,
@@ -372,7 +421,8 @@ def sampled_rank_distribution(scores: Tensor, targets: Tensor, history: Tensor |
 
     Then E[sampled HR@k] = P(X <= k - 1) = p[:, :k].sum(1) and E[sampled RR] = sum_x p_x / (1 + x).
     A user with M < n_negatives is ranked against all M items: full ranking, the limit of
-    sampling (`sampled_ranks` refuses such a user instead)."""
+    sampling (`sampled_ranks` refuses such a user instead). With `history`, a target that
+    repeats a history item is a miss: X = n with probability 1."""
     _check_scores(scores)
     targets = _check_targets(targets, scores)
     _check_k(n_negatives, name="n_negatives")
@@ -385,6 +435,9 @@ def sampled_rank_distribution(scores: Tensor, targets: Tensor, history: Tensor |
     beats = allowed & (scores >= scores[rows, targets][:, None]) & (scores != NEG_INF)
     pool = allowed.sum(dim=1, keepdim=True).double()                         # (B, 1): M
     above = beats.sum(dim=1, keepdim=True).double()                          # (B, 1): r - 1
+    if history is not None:                                                  # masked target:
+        unreachable = repeated_targets(history.to(scores.device), targets)[:, None]
+        above = torch.where(unreachable, pool, above)                        # all M beat it
     n = pool.clamp(max=n_negatives)                                          # (B, 1)
     x = torch.arange(n_negatives + 1, dtype=torch.float64, device=scores.device)[None]   # (1, n + 1)
 

@@ -41,12 +41,17 @@ process nothing of this happens.
 Evaluation. A model exposes one of
 
     scores(batch) -> (B, I + 1)     a score for every item, column 0 (padding) never ranked
-    recommend(batch, k) -> (B, k)   ranked item ids, best first (e.g. TIGER's beam search)
+    recommend(batch, k, exclude_history) -> (B, k)
+                                    ranked item ids, best first (e.g. TIGER's beam search),
+                                    the history's items left out when exclude_history is True
 
-and `evaluate_model` reports full-ranking HR@K, NDCG@K and MRR for either. The batch is a
-dict of the `EvalSet`'s per-user tensors for B users (`EvalSet.batch`): "users" (B,),
-"history" (B, T) and, when the set carries them, the aligned "actions" and "timestamps"; a
-model reads what it needs (matrix factorisation the users, SASRec the history).
+and `evaluate_model` reports full-ranking HR@K, NDCG@K and MRR for either, under the split's
+convention for seen items (`metrics.SEEN`: "exclude" masks every history item, "allow"
+nothing; `protocol` says which in words). The batch is a dict of the `EvalSet`'s per-user
+tensors for B users (`EvalSet.batch`): "users" (B,), "history" (B, T) and, when the set
+carries them, the aligned "actions" and "timestamps" and the request time
+"target_timestamps" (B,); never the target or its action. A model reads what it needs
+(matrix factorisation the users, SASRec the history).
 
 Dimensions: B users (or rows) in a batch, T history length, I items, K list length.
 """
@@ -54,6 +59,7 @@ from __future__ import annotations
 
 import copy
 import math
+import numbers
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -405,32 +411,43 @@ def load_checkpoint(path: str | Path) -> dict:
 @torch.no_grad()
 def evaluate_model(model, eval_set, ks=(10,), batch_size: int = 1024,
                    device: torch.device | str | None = None,
-                   n_items: int | None = None) -> dict[str, float]:
+                   n_items: int | None = None, seen: str | None = None) -> dict[str, float]:
     """Full-ranking HR@K and NDCG@K for each K in `ks`, and MRR, on an `EvalSet`, in batches
     of users, through `metrics.summarise`.
 
-    A model with `scores(batch)` (B, I + 1) is ranked on its scores, history masked
-    (`metrics.target_ranks`; used when a model has both methods, as it is exact). A model
-    with only `recommend(batch, k)` (B, k) is asked for k = max(ks) items; history items in
-    its lists are dropped (as they are masked from the scores) and a target outside the list
-    ranks last (`metrics.ranks_from_topk`), so HR@K and NDCG@K are exact and MRR is a lower
-    bound. Such a model has no score matrix to read the catalogue size I from: pass
-    `n_items`, or give the model an `n_items` attribute.
+    seen: the convention (`metrics.SEEN`), by default the set's own (`eval_set.seen`, chosen
+    per dataset; `protocol(eval_set)` says it in words). "exclude": every history item is
+    masked, and a target that repeats one counts as a miss; "allow": nothing is masked. The
+    mask never depends on the target.
+
+    A model with `scores(batch)` (B, I + 1) is ranked on its scores (`metrics.target_ranks`;
+    used when a model has both methods, as it is exact). A model with only
+    `recommend(batch, k, exclude_history)` (B, k) is asked for k = max(ks) items, leaving
+    out the history's items under "exclude" (any it still names lose their slot); a target
+    outside the list ranks last (`metrics.ranks_from_topk`), so HR@K and NDCG@K are exact
+    and MRR is a lower bound. The catalogue size I comes from `n_items`, the set's
+    `n_items` or the model's; score matrices are checked against it.
     """
     has_scores = callable(getattr(model, "scores", None))
     if not has_scores and not callable(getattr(model, "recommend", None)):
         raise TypeError(f"{type(model).__name__} has neither scores(batch) -> (B, I + 1) nor "
-                        "recommend(batch, k) -> (B, k); evaluate_model ranks with one of them")
-    ks = (ks,) if isinstance(ks, int) and not isinstance(ks, bool) else tuple(ks)
-    if not ks or any(isinstance(k, bool) or not isinstance(k, int) or k < 1 for k in ks):
+                        "recommend(batch, k, exclude_history) -> (B, k); evaluate_model ranks "
+                        "with one of them")
+    ks = (ks,) if isinstance(ks, numbers.Integral) and not isinstance(ks, bool) else tuple(ks)
+    if not ks or any(isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1
+                     for k in ks):
         raise ValueError(f"ks must be cut-offs >= 1 such as (10,), got {ks!r}")
+    ks = tuple(int(k) for k in ks)
     if len(eval_set.targets) == 0:
         raise ValueError("eval_set has no users to evaluate")
-    if not has_scores:
-        n_items = n_items if n_items is not None else getattr(model, "n_items", None)
-        if n_items is None:
-            raise ValueError(f"{type(model).__name__} ranks with recommend(batch, k), which says "
-                             "nothing about the catalogue size: pass n_items=I")
+    seen = metrics.check_seen(seen if seen is not None else getattr(eval_set, "seen", "exclude"))
+    for n in (n_items, getattr(eval_set, "n_items", None), getattr(model, "n_items", None)):
+        if n is not None:
+            n_items = int(n)
+            break
+    if not has_scores and n_items is None:
+        raise ValueError(f"{type(model).__name__} ranks with recommend(batch, k), which says "
+                         "nothing about the catalogue size: pass n_items=I")
     if hasattr(model, "eval"):
         model.eval()
     if device is None:
@@ -440,27 +457,57 @@ def evaluate_model(model, eval_set, ks=(10,), batch_size: int = 1024,
     for start in range(0, len(eval_set.targets), batch_size):
         rows = slice(start, start + batch_size)
         targets = eval_set.targets[rows].to(device)                        # (B,)
-        history = eval_set.history[rows].to(device)                        # (B, T)
+        history = eval_set.history[rows].to(device) if seen == "exclude" else None  # (B, T)
         if has_scores:
             scores = model.scores(_model_input(eval_set, rows, device))
+            _check_score_width(scores, len(targets), n_items, type(model).__name__)
             _check_k_within(ks, scores.shape[-1] - 1)
             ranks.append(metrics.target_ranks(scores, targets, history).cpu())
         else:
             _check_k_within(ks, n_items)
             k = max(ks)
-            topk = model.recommend(_model_input(eval_set, rows, device), k)
+            topk = model.recommend(_model_input(eval_set, rows, device), k,
+                                   exclude_history=seen == "exclude")
             if tuple(topk.shape) != (len(targets), k):
                 raise ValueError(f"recommend(batch, {k}) must return ({len(targets)}, {k}) item "
                                  f"ids, got shape {tuple(topk.shape)}")
-            topk = _drop_history(topk.long(), history, targets)
-            ranks.append(metrics.ranks_from_topk(topk, targets, n_items, history).cpu())
+            if history is not None:
+                topk = _drop_history(topk.long(), history)
+            ranks.append(metrics.ranks_from_topk(topk.long(), targets, n_items, history).cpu())
     return metrics.summarise(torch.cat(ranks), ks)
 
 
+def protocol(eval_set, seen: str | None = None) -> str:
+    """The evaluation's protocol in one line, to print with every result table: full ranking,
+    the convention for seen items and how many targets repeat one, pessimistic ties."""
+    seen = metrics.check_seen(seen if seen is not None else getattr(eval_set, "seen", "exclude"))
+    repeats = metrics.repeated_targets(eval_set.history, eval_set.targets).double().mean().item()
+    catalogue = f"{eval_set.n_items:,} items" if getattr(eval_set, "n_items", None) else "every item"
+    if seen == "exclude":
+        rule = (f"seen items excluded ({repeats:.1%} of the {len(eval_set.targets):,} targets "
+                "repeat one: counted as misses)")
+    else:
+        rule = (f"repeats allowed, nothing masked ({repeats:.1%} of the "
+                f"{len(eval_set.targets):,} targets repeat a seen item)")
+    return f"full ranking over {catalogue}; {rule}; ties count against the target"
+
+
 def _model_input(eval_set, rows: slice, device: torch.device) -> dict[str, Tensor]:
-    """The batch handed to scores/recommend: `EvalSet.batch(rows)` ("users", "history", and
-    the actions and timestamps when the set has them; never the targets) on `device`."""
+    """The batch handed to scores/recommend: `EvalSet.batch(rows)` (users, history, and the
+    history's actions and timestamps and the request time when the set has them; never the
+    target nor its action) on `device`."""
     return {name: value.to(device) for name, value in eval_set.batch(rows).items()}
+
+
+def _check_score_width(scores, n_rows: int, n_items: int | None, model: str) -> None:
+    if not torch.is_tensor(scores) or scores.dim() != 2 or scores.shape[0] != n_rows:
+        raise ValueError(f"{model}.scores(batch) must return (B, I + 1) = ({n_rows}, I + 1) "
+                         f"scores, got {tuple(getattr(scores, 'shape', ()))}")
+    if n_items is not None and scores.shape[1] != n_items + 1:
+        raise ValueError(f"{model}.scores(batch) returned {scores.shape[1]} columns but the "
+                         f"catalogue has I = {n_items} items, so it needs I + 1 = {n_items + 1} "
+                         "(column 0 is padding, column i is item i); an (B, I) matrix would be "
+                         "ranked off by one")
 
 
 def _check_k_within(ks: tuple[int, ...], n_items: int) -> None:
@@ -469,10 +516,10 @@ def _check_k_within(ks: tuple[int, ...], n_items: int) -> None:
                          f"cut-offs k <= {n_items}")
 
 
-def _drop_history(topk: Tensor, history: Tensor, targets: Tensor) -> Tensor:
-    """topk (B, K) with the history items (other than the target) removed and the rest moved
-    left, in order; freed slots at the end hold 0 (an empty slot for ranks_from_topk)."""
+def _drop_history(topk: Tensor, history: Tensor) -> Tensor:
+    """topk (B, K) with the history items removed and the rest moved left, in order; freed
+    slots at the end hold 0 (an empty slot for ranks_from_topk)."""
     seen = in_rows(topk, history)                                          # (B, K)
-    keep = (topk > 0) & (~seen | (topk == targets[:, None]))
+    keep = (topk > 0) & ~seen
     order = (~keep).to(torch.uint8).argsort(dim=1, stable=True)             # kept first
     return torch.where(keep, topk, torch.zeros_like(topk)).gather(1, order)

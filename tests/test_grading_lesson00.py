@@ -36,25 +36,22 @@ def ndcg_by_hand(ranks, k):
     return torch.tensor([1 / math.log2(r + 1) if r <= k else 0.0 for r in ranks.tolist()])
 
 
-def mask_by_hand(scores, history, targets):
-    """Row by row: column 0 and every non-padding history item to -inf, the target kept."""
+def mask_by_hand(scores, history):
+    """Row by row: column 0 and every non-padding history item to -inf."""
     out = scores.clone()
-    for b, (row, target) in enumerate(zip(history.tolist(), targets.tolist())):
+    for b, row in enumerate(history.tolist()):
         out[b, 0] = NEG_INF
         for item in row:
-            if item > 0 and item != target:
+            if item > 0:
                 out[b, item] = NEG_INF
     return out
 
 
-def mask_with_padding_as_an_item(scores, history, targets):
+def mask_with_padding_as_an_item(scores, history):
     """Scatter the whole history, its 0s included: they land on column 0, which is masked
     anyway. As right as filtering them out."""
-    rows = torch.arange(len(targets))
-    kept = scores[rows, targets].clone()
     out = scores.scatter(1, history, NEG_INF)
     out[:, 0] = NEG_INF
-    out[rows, targets] = kept
     return out
 
 
@@ -131,64 +128,49 @@ def ndcg_log10_and_strict_cutoff(ranks, k):
     return (ranks < k).float() / torch.log10(ranks.float() + 1)
 
 
-def mask_target_too(scores, history, targets):
-    return metrics.mask_history(scores, history)
+def mask_without_column_zero(scores, history):
+    return scores.scatter(1, history, NEG_INF)         # column 0 only where a row is padded
 
 
-def mask_without_column_zero(scores, history, targets):
-    rows = torch.arange(len(targets))
-    kept = scores[rows, targets].clone()
-    out = scores.scatter(1, history, NEG_INF)         # column 0 only where a row is padded
-    out[rows, targets] = kept
-    return out
-
-
-def mask_real_items_only(scores, history, targets):
-    out = mask_by_hand(scores, history, targets)
+def mask_real_items_only(scores, history):
+    out = mask_by_hand(scores, history)
     out[:, 0] = scores[:, 0]                          # padding filtered out, column 0 forgotten
     return out
 
 
-def mask_with_zero(scores, history, targets):
-    masked = torch.isinf(mask_by_hand(scores, history, targets))
-    return scores.masked_fill(masked, 0.0)
+def mask_with_zero(scores, history):
+    return scores.masked_fill(torch.isinf(mask_by_hand(scores, history)), 0.0)
 
 
-def mask_with_a_large_negative(scores, history, targets):
-    masked = torch.isinf(mask_by_hand(scores, history, targets))
-    return scores.masked_fill(masked, -1e9)
+def mask_with_a_large_negative(scores, history):
+    return scores.masked_fill(torch.isinf(mask_by_hand(scores, history)), -1e9)
 
 
-def mask_pooled_over_the_batch(scores, history, targets):
-    rows = torch.arange(len(targets))
-    kept = scores[rows, targets].clone()
+def mask_pooled_over_the_batch(scores, history):
     out = scores.clone()
     out[:, history.flatten()] = NEG_INF
     out[:, 0] = NEG_INF
-    out[rows, targets] = kept
     return out
 
 
-def mask_newest_only(scores, history, targets):
-    return mask_by_hand(scores, history[:, -1:], targets)
+def mask_newest_only(scores, history):
+    return mask_by_hand(scores, history[:, -1:])
 
 
-def mask_shifted_by_one(scores, history, targets):
-    rows = torch.arange(len(targets))
-    kept = scores[rows, targets].clone()
+def mask_shifted_by_one(scores, history):
+    rows = torch.arange(len(history))
     out = scores.clone()
     out[rows[:, None], history - 1] = NEG_INF        # item i at column i - 1 (0 -> -1: last)
     out[:, 0] = NEG_INF
-    out[rows, targets] = kept
     return out
 
 
-def mask_in_place_without_return(scores, history, targets):
-    scores.copy_(mask_by_hand(scores, history, targets))
+def mask_in_place_without_return(scores, history):
+    scores.copy_(mask_by_hand(scores, history))
 
 
-def mask_other_scores_changed(scores, history, targets):
-    return mask_by_hand(scores, history, targets) * 2
+def mask_other_scores_changed(scores, history):
+    return mask_by_hand(scores, history) * 2
 
 
 MISTAKES = [
@@ -234,25 +216,23 @@ MISTAKES = [
      "a hit at rank exactly K", "one number for all users"),
     (checks.check_ndcg_at_k, ndcg_log10_and_strict_cutoff, "a hit at rank exactly K",
      r"log10: your gains are 3.3219 = 1 / log10 2"),
-    (checks.check_mask_history, mask_target_too, "the target is in the history",
-     "the target masked too"),
     (checks.check_mask_history, mask_without_column_zero, "a full history",
      "the padding column left unmasked on a row with no padding"),
-    (checks.check_mask_history, mask_real_items_only, "the target is in the history",
+    (checks.check_mask_history, mask_real_items_only, "scores below zero",
      "the padding column never masked"),
-    (checks.check_mask_history, mask_with_zero, "the target is in the history",
+    (checks.check_mask_history, mask_with_zero, "scores below zero",
      "0 at the masked entries instead of -inf"),
-    (checks.check_mask_history, mask_with_a_large_negative, "the target is in the history",
+    (checks.check_mask_history, mask_with_a_large_negative, "scores below zero",
      r"a large finite number \(-1e\+09\) instead of -inf"),
     (checks.check_mask_history, mask_pooled_over_the_batch, "each row masks its own history",
      "every user's history masked for everyone"),
-    (checks.check_mask_history, mask_newest_only, "the target is in the history",
+    (checks.check_mask_history, mask_newest_only, "a full history",
      "only the newest history item masked"),
-    (checks.check_mask_history, mask_shifted_by_one, "the target is in the history",
+    (checks.check_mask_history, mask_shifted_by_one, "scores below zero",
      "item i masked at column i - 1"),
-    (checks.check_mask_history, mask_in_place_without_return, "the target is in the history",
+    (checks.check_mask_history, mask_in_place_without_return, "scores below zero",
      "a function that returns nothing"),
-    (checks.check_mask_history, mask_other_scores_changed, "the target is in the history",
+    (checks.check_mask_history, mask_other_scores_changed, "scores below zero",
      "scores changed outside the mask"),
 ]
 
@@ -286,9 +266,9 @@ def test_a_failure_shows_expected_and_got_and_how_to_rerun_it():
     assert "rerun it" in str(info.value)
 
 
-# --- predict, measure, interpret: what the mask is worth to item-kNN ----------------------------
+# --- predict, measure, interpret: excluding seen items on a world that re-consumes -------------
 
-def knn_test_hit_rates(mask):
+def knn_test_hit_rate(mask):
     """Item-kNN's test HR@10 on the exercise's world, the scores passed through `mask(scores,
     history, targets)` and ranked by counting, as the exercise's learner does."""
     from course_lib.data.sequences import leave_one_out, user_sequences
@@ -304,34 +284,42 @@ def knn_test_hit_rates(mask):
     return float(hr_by_hand(ranks, 10).mean())
 
 
-def unmasked(scores, history, targets):
-    return scores
+def keep_the_target(scores, history, targets):
+    """The leak: the history masked, then the target given its score back."""
+    rows = torch.arange(len(targets))
+    out = mask_by_hand(scores, history)
+    out[rows, targets] = scores[rows, targets]
+    return out
 
 
 @pytest.fixture(scope="module")
 def hit_rates():
-    return {"masked": knn_test_hit_rates(mask_by_hand), "unmasked": knn_test_hit_rates(unmasked),
-            "target too": knn_test_hit_rates(mask_target_too)}
+    return {"excluded": knn_test_hit_rate(lambda s, h, t: mask_by_hand(s, h)),
+            "allowed": knn_test_hit_rate(lambda s, h, t: s),
+            "leaky": knn_test_hit_rate(keep_the_target)}
 
 
 def test_the_measurement_done_by_hand_passes(hit_rates):
-    assert checks.check_hr_lost_without_mask(lambda: hit_rates["masked"] - hit_rates["unmasked"])
+    assert checks.check_hr_change_from_excluding_seen(
+        lambda: hit_rates["excluded"] - hit_rates["allowed"])
 
 
-def test_the_mask_is_worth_a_clear_share_of_hits(hit_rates):
-    """The claim the task makes the learner measure: masking raises item-kNN's HR@10."""
-    assert hit_rates["masked"] - hit_rates["unmasked"] > 0.1, hit_rates
+def test_excluding_seen_items_costs_item_knn_on_a_world_that_re_consumes(hit_rates):
+    """The claim the task makes the learner measure: on this world (half the test targets
+    repeat a history item) excluding seen items lowers item-kNN's HR@10 clearly, and the leak
+    would have raised it above both."""
+    assert hit_rates["excluded"] < hit_rates["allowed"] - 0.1 < hit_rates["leaky"] - 0.2, hit_rates
 
 
 @pytest.mark.parametrize("measured, why", [
-    (lambda r: r["masked"] - r["masked"], "About 0 means both runs were masked alike"),
-    (lambda r: r["unmasked"] - r["masked"], "a negative value"),
-    (lambda r: r["target too"] - r["unmasked"], "what masking the target too gives"),
-    (lambda r: r["masked"], "masked minus unmasked"),
+    (lambda r: r["excluded"] - r["excluded"], "About 0 means both runs were masked alike"),
+    (lambda r: r["allowed"] - r["excluded"], "a positive value"),
+    (lambda r: r["leaky"] - r["allowed"], "giving the target its score back"),
+    (lambda r: r["excluded"], "excluded minus allowed"),
 ])
 def test_a_measurement_of_the_wrong_thing_fails_with_the_hint(hit_rates, measured, why):
     with pytest.raises(CheckFailed, match=f"(?s)outside the range.*{why}"):
-        checks.check_hr_lost_without_mask(lambda: measured(hit_rates))
+        checks.check_hr_change_from_excluding_seen(lambda: measured(hit_rates))
 
 
 def test_the_right_explanation_passes():
@@ -356,7 +344,8 @@ def test_a_stub_is_reported_as_not_implemented(check, stub):
         check(stub)
 
 
-@pytest.mark.parametrize("check", [checks.check_hr_lost_without_mask, checks.check_why_hr_drops])
+@pytest.mark.parametrize("check", [checks.check_hr_change_from_excluding_seen,
+                                   checks.check_why_hr_drops])
 def test_an_unfinished_measurement_is_reported_as_not_done(check, stub):
     with pytest.raises(NotImplementedYet, match="not done yet"):
         check(stub)

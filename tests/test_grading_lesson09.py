@@ -430,7 +430,7 @@ def ranking():
     quality = torch.rand(n_users, 1, generator=gen)                              # how good a model
     scores = torch.randn(n_users, n_items + 1, generator=gen)
     scores[torch.arange(n_users), targets] += 3 * quality[:, 0]
-    return metrics.mask_history(scores, history, targets), targets, history
+    return metrics.mask_history(scores, history), targets, history
 
 
 def sampled_mrr(scores, targets, history, seed, n_negatives=100, exclude_target=True):

@@ -67,11 +67,88 @@ def test_history_items_are_masked_and_do_not_count():
     assert M.target_ranks(scores, t([3]), history=t([[0, 1, 2]])).tolist() == [2]
 
 
-def test_target_in_history_is_not_masked():
-    scores = t([[0.0, 0.9, 0.8, 0.1]])
-    assert M.target_ranks(scores, t([1]), history=t([[1, 2, 0]])).tolist() == [1]
-    masked = M.mask_history(scores, t([[1, 2, 0]]), targets=t([1]))
-    assert torch.equal(masked, t([[-math.inf, 0.9, -math.inf, 0.1]]))
+def test_a_target_in_the_history_is_masked_with_it_and_ranks_after_every_candidate():
+    scores = t([[0.0, 0.9, 0.8, 0.1, 0.2]])
+    # history {1, 2}: items 3 and 4 are the candidates; target 1 is seen, so a miss: rank
+    # I + 1 = 5, past the catalogue, even where the candidates are fewer than a cut-off
+    assert M.target_ranks(scores, t([1]), history=t([[1, 2, 0]])).tolist() == [5]
+    assert M.target_ranks(scores, t([1])).tolist() == [1]              # allow repeats
+    masked = M.mask_history(scores, t([[1, 2, 0]]))
+    assert torch.equal(masked, t([[-math.inf, -math.inf, -math.inf, 0.1, 0.2]]))
+
+
+def test_the_leak_keeping_the_target_would_reward_replaying_the_history():
+    # The rule the course once had, "mask the history except the target", ranked a repeated
+    # target 1 among the unseen items only: rank 1 for a model that just replays the history.
+    replay = t([[0.0, 3.0, 2.0, 0.5, 0.4]])                              # seen items first
+    history, target = t([[2, 1]]), t([1])
+    assert M.target_ranks(replay, target, history).item() == 5          # excluded: a miss
+    assert M.target_ranks(replay, target).item() == 1                   # allowed: honest rank 1
+    leaky = replay.clone()
+    leaky[0, 2] = -math.inf                                              # every seen item but 1
+    assert M.target_ranks(leaky, target).item() == 1                    # what the leak gave
+
+
+@st.composite
+def scores_with_history(draw):
+    """(scores (B, I + 1) with ties, history (B, T) of item ids or 0) for a few users."""
+    scores, _ = draw(tied_scores(min_items=3))
+    n_items = scores.shape[1] - 1
+    length = draw(st.integers(1, n_items))
+    values = draw(st.lists(st.integers(0, n_items), min_size=len(scores) * length,
+                           max_size=len(scores) * length))
+    return scores, t(values).reshape(len(scores), length)
+
+
+def every_target(scores):
+    """Each user's row repeated once per item, with that item as the target: (B * I, I + 1)."""
+    n_items = scores.shape[1] - 1
+    return scores.repeat_interleave(n_items, 0), torch.arange(1, n_items + 1).repeat(len(scores))
+
+
+@PROPERTY
+@given(scores_with_history())
+def test_the_mask_depends_on_the_history_alone_whichever_item_is_the_target(case):
+    # Mask the scores once, with no target in sight, then rank every item as the target: the
+    # ranks must be those target_ranks gives with the history. The old rule (keep the target)
+    # gives a seen target its score back, so its rank depended on which item was the answer.
+    scores, history = case
+    n_items = scores.shape[1] - 1
+    all_scores, targets = every_target(scores)
+    all_history = history.repeat_interleave(n_items, 0)
+    premasked = M.target_ranks(M.mask_history(all_scores, all_history), targets)
+    assert torch.equal(M.target_ranks(all_scores, targets, all_history), premasked)
+    # swapping which item is the target never changes what the other items are
+    ranks = premasked.view(len(scores), n_items)                         # (B, I)
+    masked = M.mask_history(scores, history)[:, 1:]
+    for row in range(len(scores)):
+        for a in range(n_items):
+            for b in range(n_items):
+                if masked[row, a] > masked[row, b]:
+                    assert ranks[row, a] < ranks[row, b]
+
+
+@PROPERTY
+@given(scores_with_history(), st.floats(0.5, 100.0))
+def test_boosting_the_history_changes_nothing_when_seen_items_are_excluded(case, boost):
+    # "History first, then popularity" cannot beat its honest value: under "exclude seen" a
+    # seen item is out, however high it is scored, so boosting the history changes no rank.
+    scores, history = case
+    all_scores, targets = every_target(scores)
+    all_history = history.repeat_interleave(scores.shape[1] - 1, 0)
+    seen = torch.zeros_like(all_scores, dtype=torch.bool).scatter_(1, all_history, True)
+    boosted = all_scores + boost * seen.float()
+    assert torch.equal(M.target_ranks(boosted, targets, all_history),
+                       M.target_ranks(all_scores, targets, all_history))
+    lists = M.topk_items(M.mask_history(boosted, all_history), 2)       # what a recommender shows
+    ranks = M.ranks_from_topk(lists, targets, scores.shape[1] - 1, all_history)
+    repeated = M.repeated_targets(all_history, targets)
+    assert (ranks[repeated] == scores.shape[1]).all()                    # a seen target: I + 1
+
+
+def test_repeated_targets_are_found_in_their_own_row_only():
+    history = t([[0, 3, 5], [1, 2, 4], [0, 0, 7]])
+    assert M.repeated_targets(history, t([5, 5, 7])).tolist() == [True, False, True]
 
 
 def test_mask_history_without_targets_masks_every_seen_item_and_keeps_the_input():
@@ -372,8 +449,11 @@ def test_the_sampled_rank_distribution_is_scipys_hypergeometric():
     history = torch.randint(0, 121, (20, 15), generator=torch.Generator().manual_seed(15))
     p = M.sampled_rank_distribution(scores, targets, history, n_negatives=30)
     full = M.target_ranks(scores, targets, history)
-    pool = torch.isfinite(M.mask_history(scores, history, targets)).sum(1) - 1
+    repeated = M.repeated_targets(history, targets)
+    pool = torch.isfinite(M.mask_history(scores, history)).sum(1) - 1 + repeated.long()
     by_scipy = hypergeom.pmf(np.arange(31)[None], pool.numpy()[:, None], (full - 1).numpy()[:, None], 30)
+    by_scipy[repeated.numpy()] = np.eye(31)[30]                  # a masked target: all 30 beat it
+    assert repeated.any() and not repeated.all()
     assert p.shape == (20, 31)
     np.testing.assert_allclose(p.numpy(), by_scipy, atol=1e-10)
     np.testing.assert_allclose(p.sum(1).numpy(), 1.0, atol=1e-10)
@@ -602,8 +682,10 @@ def test_ranks_from_a_list_equal_ranks_of_the_score_matrix_the_list_stands_for(c
 def test_a_target_outside_the_list_ranks_last_among_the_unmasked_items():
     topk = t([[4, 5, 0]])
     assert M.ranks_from_topk(topk, t([2]), n_items=6).item() == 6
-    # history 4 and 6 are masked; the target 2 stays rankable even if it was seen
-    assert M.ranks_from_topk(topk, t([2]), 6, history=t([[0, 4, 6, 2]])).item() == 4
+    # history 4 and 6 are masked: 2 ranks last of the 4 candidates 1, 2, 3, 5
+    assert M.ranks_from_topk(topk, t([2]), 6, history=t([[0, 4, 6]])).item() == 4
+    # a target that was seen is masked with the history: rank I + 1, even if listed
+    assert M.ranks_from_topk(t([[2, 5, 0]]), t([2]), 6, history=t([[0, 4, 6, 2]])).item() == 7
     assert M.ranks_from_topk(topk, t([5]), 6).item() == 2
 
 

@@ -134,8 +134,9 @@ def test_evaluation_sets_carry_the_history_events_and_the_target_event():
     other = 1 - row                                      # user 2 has a shorter history
     assert test.history[other].tolist() == [0, 1, 2]
     assert test.timestamps[other].tolist() == [0, 1, 2]
+    # a model sees the request time, never what the user will do with the target
     assert set(test.batch(slice(0, 1))) == {"users", "history", "actions", "timestamps",
-                                            "target_actions", "target_timestamps"}
+                                            "target_timestamps"}
     assert split.evaluation("valid").target_timestamps[row].item() == 40
 
 
@@ -197,3 +198,12 @@ def test_examples_repeat_with_the_seed_and_reshuffle_without_it():
 def test_bad_example_arguments_say_what_to_fix(call, phrase):
     with pytest.raises(ValueError, match=phrase):
         call()
+
+
+def test_a_split_names_its_evaluation_convention_and_passes_it_on():
+    seqs = {1: np.array([1, 2, 3, 2]), 2: np.array([3, 1, 2, 4])}
+    assert leave_one_out(seqs, 4).seen == "exclude"
+    split = leave_one_out(seqs, 4, seen="allow")
+    assert split.evaluation("test").seen == "allow" and split.evaluation("valid").n_items == 4
+    with pytest.raises(ValueError, match="seen must be one of"):
+        leave_one_out(seqs, 4, seen="keep the target")

@@ -1,6 +1,8 @@
 """The training loop (learning, early stopping, best-weights restore, a steps limit, clipping,
 optimizers, schedules, the per-step callback, atomic checkpoints, exact resume), the one
 minibatch sampler, and evaluation of score-models and recommend-models."""
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -39,8 +41,11 @@ class TopKOf:
     def __init__(self, model, n_items=N_ITEMS):
         self.model, self.n_items = model, n_items
 
-    def recommend(self, batch, k):
-        scores = metrics.mask_history(self.model.scores(batch), batch["history"])
+    def recommend(self, batch, k, exclude_history=True):
+        scores = self.model.scores(batch)
+        if exclude_history:
+            scores = metrics.mask_history(scores, batch["history"])
+        scores[:, 0] = float("-inf")
         return scores.topk(k, dim=1).indices                              # (B, k)
 
 
@@ -375,7 +380,7 @@ def test_history_items_in_a_recommended_list_do_not_take_positions(split):
     class Replays:                                        # recommends the history, then the target
         n_items = N_ITEMS
 
-        def recommend(self, batch, k):
+        def recommend(self, batch, k, exclude_history):
             history = batch["history"][:, -(k - 1):]                     # (B, k - 1)
             return torch.cat([history, test.targets[:, None]], dim=1)    # (B, k)
 
@@ -384,7 +389,7 @@ def test_history_items_in_a_recommended_list_do_not_take_positions(split):
 
 
 def test_a_model_with_neither_method_names_both():
-    with pytest.raises(TypeError, match=r"scores\(batch\).*recommend\(batch, k\)"):
+    with pytest.raises(TypeError, match=r"scores\(batch\).*recommend\(batch, k, exclude_history\)"):
         evaluate_model(nn.Linear(2, 2), None)
 
 
@@ -398,17 +403,123 @@ def test_k_larger_than_the_catalogue_is_refused(split):
 def test_a_recommend_model_without_catalogue_size_asks_for_n_items(split):
     model = TopKOf(LastItemModel())
     del model.n_items
+    valid = dataclasses.replace(split.evaluation("valid"), n_items=None)
     with pytest.raises(ValueError, match="pass n_items="):
-        evaluate_model(model, split.evaluation("valid"))
-    assert "HR@10" in evaluate_model(model, split.evaluation("valid"), n_items=N_ITEMS)
+        evaluate_model(model, valid)
+    assert "HR@10" in evaluate_model(model, valid, n_items=N_ITEMS)
+    assert "HR@10" in evaluate_model(model, split.evaluation("valid"))   # the split's I
 
 
 def test_a_recommend_model_must_return_k_items_per_user(split):
     class Short(TopKOf):
-        def recommend(self, batch, k):
-            return super().recommend(batch, k)[:, :-1]
+        def recommend(self, batch, k, exclude_history=True):
+            return super().recommend(batch, k, exclude_history)[:, :-1]
     with pytest.raises(ValueError, match=r"recommend\(batch, 10\) must return"):
         evaluate_model(Short(LastItemModel()), split.evaluation("valid"))
+
+
+# --- the protocol: seen items, the catalogue, what a model may read ---------------------------
+
+class Replayer:
+    """A rule that learns nothing: the user's history first (newest first), every other item
+    tied behind it. Scores (B, I + 1)."""
+
+    def scores(self, batch):
+        history = batch["history"]
+        out = torch.zeros(len(history), N_ITEMS + 1)
+        position = torch.arange(history.shape[1], dtype=torch.float32).expand_as(history)
+        return out.scatter(1, history, 1.0 + position)                    # (B, I + 1)
+
+
+@pytest.fixture
+def repeating():
+    """Every user's test target repeats an item of the history, one in three of them."""
+    rng = np.random.default_rng(1)
+    seqs = {}
+    for user in range(1, 31):
+        seq = list(rng.permutation(N_ITEMS)[:8] + 1)
+        if user % 3 == 0:
+            seq.append(seq[2])                                          # a re-consumption
+        seqs[user] = np.array(seq)
+    return seqs
+
+
+def test_under_exclude_seen_a_repeated_target_is_a_miss_and_a_replay_rule_gains_nothing(repeating):
+    test = leave_one_out(repeating, N_ITEMS, seen="exclude").evaluation("test")
+    result = evaluate_model(Replayer(), test, ks=(10,))
+    assert result["HR@10"] == 0.0                # the rule's only hits are seen items: all masked
+
+
+def test_under_allow_repeats_nothing_is_masked(repeating):
+    test = leave_one_out(repeating, N_ITEMS, seen="allow").evaluation("test")
+    result = evaluate_model(Replayer(), test, ks=(10,))
+    assert result["HR@10"] == pytest.approx(1 / 3)   # the repeated targets, found in the history
+    assert evaluate_model(Replayer(), test, ks=(10,), seen="exclude")["HR@10"] == 0.0
+
+
+def test_the_protocol_line_names_the_convention_and_the_share_of_repeats(repeating):
+    from course_lib.train import protocol
+    test = leave_one_out(repeating, N_ITEMS, seen="exclude").evaluation("test")
+    line = protocol(test)
+    assert "seen items excluded" in line and "33.3% of the 30 targets" in line
+    assert f"{N_ITEMS} items" in line
+    assert "repeats allowed" in protocol(test, seen="allow")
+    with pytest.raises(ValueError, match="seen must be one of"):
+        protocol(test, seen="keep target")
+
+
+def test_a_recommend_model_is_told_whether_to_leave_out_the_history(repeating):
+    split = leave_one_out(repeating, N_ITEMS, seen="allow")
+    asked = []
+
+    class Lists:
+        n_items = N_ITEMS
+
+        def recommend(self, batch, k, exclude_history):         # the history, newest first
+            asked.append(exclude_history)
+            newest = batch["history"].flip(1)[:, :k]
+            if exclude_history:
+                newest = torch.zeros_like(newest)                   # nothing else to offer
+            return torch.cat([newest, newest.new_zeros(len(newest), k - newest.shape[1])], 1)
+
+    allowed = evaluate_model(Lists(), split.evaluation("test"), ks=(10,))
+    excluded = evaluate_model(Lists(), split.evaluation("test"), ks=(10,), seen="exclude")
+    assert asked == [False, True]
+    assert allowed["HR@10"] == pytest.approx(1 / 3) and excluded["HR@10"] == 0.0
+
+
+def test_scores_one_column_short_are_refused_not_ranked_off_by_one(split):
+    class NoPaddingColumn:
+        def scores(self, batch):
+            return torch.randn(len(batch["history"]), N_ITEMS)          # (B, I): column 0 missing
+    with pytest.raises(ValueError, match=f"needs I \\+ 1 = {N_ITEMS + 1}"):
+        evaluate_model(NoPaddingColumn(), split.evaluation("test"))
+
+
+def test_numpy_integer_cutoffs_are_accepted(split):
+    result = evaluate_model(LastItemModel(), split.evaluation("test"), ks=(np.int64(3),))
+    assert "HR@3" in result
+
+
+def test_no_model_input_carries_the_target_or_its_action():
+    rng = np.random.default_rng(2)
+    seqs = {u: rng.permutation(N_ITEMS)[:7] + 1 for u in range(1, 21)}
+    actions = {u: rng.integers(1, 4, len(s)) for u, s in seqs.items()}
+    times = {u: np.arange(len(s)) * 10 for u, s in seqs.items()}
+    test = leave_one_out(seqs, N_ITEMS, actions=actions, timestamps=times).evaluation("test")
+    seen_inputs = []
+
+    class Spy:
+        def scores(self, batch):
+            seen_inputs.append(batch)
+            return torch.zeros(len(batch["history"]), N_ITEMS + 1)
+
+    evaluate_model(Spy(), test)
+    (batch,) = seen_inputs
+    assert set(batch) == {"users", "history", "actions", "timestamps", "target_timestamps"}
+    assert test.target_actions is not None                               # kept for the metrics
+    assert not any(torch.equal(value, test.target_actions) for value in batch.values())
+    assert not any(torch.equal(value, test.targets) for value in batch.values())
 
 
 @pytest.mark.parametrize("ks", [(), (0,), (10, -1)])

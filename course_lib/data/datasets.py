@@ -22,6 +22,13 @@ is their co-occurrence in the training sequences (behaviour, not content: say so
 use it for semantic IDs). Events at the same timestamp are ordered by a shuffle seeded
 with `seed` (`interactions.chronological`), never by the file's order.
 
+Every split names how it is evaluated (`Split.seen`, `metrics.SEEN`): the world "allow"s
+repeats (its users come back to items by design: a third of its test targets repeat a history
+item), MovieLens, Amazon and your own data "exclude" seen items (nobody rates a film or
+reviews a product twice there, so no test target repeats its history; as SASRec's own
+evaluation, which draws its negatives outside the history). RecBole masks nothing for its
+sequential models; whichever rule, the mask never depends on the target.
+
 Every dataset is turned into sequences the same way: each user's consumed items in time
 order (for the world, its clicks, likes and conversions, `world.CONSUMED`; for your table
 with actions, the `positive_actions`; otherwise every event), with the actions and
@@ -113,7 +120,7 @@ def _world(profile: Profile) -> Dataset:
     frame = world.interactions
     split = leave_one_out(user_sequences(frame, CONSUMED), world.n_items,
                           actions=user_events(frame, "action", CONSUMED),
-                          timestamps=user_events(frame, "timestamp", CONSUMED))
+                          timestamps=user_events(frame, "timestamp", CONSUMED), seen="allow")
     items = world.items.assign(label=[f"{a}/{b}/{c}" for a, b, c in
                                       zip(world.items.cat1, world.items.cat2, world.items.cat3)])
     return Dataset("world", frame, items, world.content, split)
@@ -215,7 +222,7 @@ def event_stream(data: Dataset) -> EventStream:
         raise ValueError(f"{data.name!r} has neither actions nor ratings to turn into "
                          "actions; use data.split (items and timestamps only)")
     split = leave_one_out(user_sequences(frame), data.n_items, actions=actions,
-                          timestamps=user_events(frame, "timestamp"))
+                          timestamps=user_events(frame, "timestamp"), seen=data.split.seen)
     return EventStream(split, n_actions, positive)
 
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from course_lib.metrics import check_seen
 from course_lib.train import shuffled_batches
 
 
@@ -68,6 +69,10 @@ class EvalSet:
     """What full-ranking evaluation needs: the users, every item they saw before the target
     (history, left-padded with 0, for the model's input and for masking), and the target.
 
+    `seen` names the evaluation's convention (`metrics.SEEN`): "exclude" masks every history
+    item (a target that repeats one is a miss), "allow" masks nothing. `n_items` is the
+    catalogue size I, against which score matrices (B, I + 1) are checked.
+
     When the split carries actions and timestamps (HSTU and PinRec read them), `actions` and
     `timestamps` (B, T) line up with `history` (0 under padding), and `target_actions`,
     `target_timestamps` (B,) belong to the target event; otherwise they are None.
@@ -80,13 +85,19 @@ class EvalSet:
     timestamps: torch.Tensor | None = None         # (B, T)
     target_actions: torch.Tensor | None = None     # (B,)
     target_timestamps: torch.Tensor | None = None  # (B,)
+    seen: str = "exclude"
+    n_items: int | None = None
+
+    # What a live system knows when the request comes: the user, the history with its actions
+    # and times, and the time of the request itself (HSTU's time bias reads it). Never the
+    # target, nor what the user will do with it (`target_actions`, kept for the metrics).
+    MODEL_INPUTS = ("users", "history", "actions", "timestamps", "target_timestamps")
 
     def batch(self, rows: slice | torch.Tensor) -> dict[str, torch.Tensor]:
-        """The model input for some rows: users, history and, where present, actions and
-        timestamps (of the history and of the target event). Never the target itself."""
-        names = ("users", "history", "actions", "timestamps", "target_actions",
-                 "target_timestamps")
-        return {name: getattr(self, name)[rows] for name in names
+        """The model input for some rows (`MODEL_INPUTS` that are present): users, history
+        and, where present, the history's actions and timestamps and the request time (the
+        target event's timestamp). Never the target, nor the target's action."""
+        return {name: getattr(self, name)[rows] for name in self.MODEL_INPUTS
                 if getattr(self, name) is not None}
 
 
@@ -105,6 +116,7 @@ class Split:
     n_dropped: int = 0       # users with fewer than min_length items, left out
     actions: dict[int, np.ndarray] | None = None
     timestamps: dict[int, np.ndarray] | None = None
+    seen: str = "exclude"    # the evaluation's convention, metrics.SEEN
 
     @property
     def users(self) -> np.ndarray:
@@ -124,7 +136,8 @@ class Split:
             targets = [self.test[u] for u in users]
         longest = max(len(h) for h in histories)
         out = EvalSet(torch.as_tensor(users), pad_left(histories, longest),
-                      torch.as_tensor(targets, dtype=torch.long))
+                      torch.as_tensor(targets, dtype=torch.long), seen=self.seen,
+                      n_items=self.n_items)
         for name in ("actions", "timestamps"):
             events = getattr(self, name)
             if events is None:
@@ -138,10 +151,17 @@ class Split:
 
 def leave_one_out(sequences: dict[int, np.ndarray], n_items: int, min_length: int = 3,
                   actions: dict[int, np.ndarray] | None = None,
-                  timestamps: dict[int, np.ndarray] | None = None) -> Split:
+                  timestamps: dict[int, np.ndarray] | None = None,
+                  seen: str = "exclude") -> Split:
     """Split every user's sequence with `split_sequence`; users shorter than `min_length`
     (at least 3) are left out and counted in `n_dropped`. `actions` and `timestamps`
-    (from `user_events` with the same filter) travel with the split."""
+    (from `user_events` with the same filter) travel with the split.
+
+    seen: how the split is evaluated (`metrics.SEEN`). "exclude" masks every history item,
+    the usual choice where users do not come back to an item (MovieLens, Amazon 5-core: no
+    test target repeats its history); "allow" masks nothing, for data where they do (the
+    world re-consumes by design, so a seen item may be the right answer)."""
+    check_seen(seen)
     if min_length < 3:
         raise ValueError(f"min_length must be >= 3 (train, valid and test need an item "
                          f"each), got {min_length}")
@@ -169,7 +189,7 @@ def leave_one_out(sequences: dict[int, np.ndarray], n_items: int, min_length: in
             if len(times) > 1 and (np.diff(times) < 0).any():
                 raise ValueError(f"timestamps of user {user} go backwards; sort the events "
                                  "by time (user_events does)")
-    return Split(train, valid, test, n_items, dropped, **events)
+    return Split(train, valid, test, n_items, dropped, **events, seen=seen)
 
 
 def check_item_ids(sequences, n_items: int) -> None:

@@ -14,11 +14,11 @@ here, with the machinery.
 """
 from course_lib.grading.checks import (CheckFailed, NotImplementedYet, close, expect_error,
                                        run_check)
-from course_lib.grading.lesson00 import (check_hr_at_k, check_hr_lost_without_mask,
+from course_lib.grading.lesson00 import (check_hr_at_k, check_hr_change_from_excluding_seen,
                                          check_mask_history, check_ndcg_at_k,
                                          check_split_sequence, check_target_rank,
                                          check_why_hr_drops)
 
 __all__ = ["CheckFailed", "NotImplementedYet", "close", "expect_error", "run_check",
            "check_split_sequence", "check_target_rank", "check_hr_at_k", "check_ndcg_at_k",
-           "check_mask_history", "check_hr_lost_without_mask", "check_why_hr_drops"]
+           "check_mask_history", "check_hr_change_from_excluding_seen", "check_why_hr_drops"]

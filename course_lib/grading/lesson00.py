@@ -1,12 +1,13 @@
 """Checks for exercise 00: the leave-one-out split, the target's rank, HR@K, NDCG@K, the
-history mask, and a predict-measure-interpret task on what the mask is worth to item-kNN.
+history mask ("exclude seen"), and a predict-measure-interpret task on what excluding seen
+items does to item-kNN on a world whose users come back to items.
 
 Each check calls the learner's function on named hand cases and seeded random cases and
 compares with `course_lib.metrics` and `course_lib.data.sequences`. A wrong answer names the
 case and, where it equals the answer of a known mistake (valid and test swapped, ties counted
 for the target, the padding column counted, a rank from 0, r < K for a hit, the natural log
-in NDCG, the target masked along with the history, the padding column left unmasked, 0 in
-place of -inf, ...), says which mistake it looks like.
+in NDCG, the padding column left unmasked, 0 in place of -inf, ...), says which mistake it
+looks like.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ from course_lib.grading.checks import (check_choice, check_measured, expect_erro
                                        tensor_like)
 
 __all__ = ["check_split_sequence", "check_target_rank", "check_hr_at_k", "check_ndcg_at_k",
-           "check_mask_history", "check_hr_lost_without_mask", "check_why_hr_drops"]
+           "check_mask_history", "check_hr_change_from_excluding_seen", "check_why_hr_drops"]
 
 t = torch.tensor
 NEG_INF = float("-inf")
@@ -201,31 +202,20 @@ def _history_mask(history: Tensor, width: int, index_shift: int = 0) -> Tensor:
     return mask.scatter(1, (history - index_shift) % width, True)
 
 
-def _mask_history_mistakes(scores, history, targets) -> list[tuple[str, Tensor]]:
+def _mask_history_mistakes(scores, history) -> list[tuple[str, Tensor]]:
     width = scores.shape[1]
-    rows = torch.arange(len(targets))
     seen = _history_mask(history, width)
     right = seen.clone()
     right[:, 0] = True
-    right[rows, targets] = False
-
-    def keep_target(mask):
-        mask = mask.clone()
-        mask[rows, targets] = False
-        return mask
-
     padding = torch.zeros_like(seen)
     padding[:, 0] = True
-    pooled = keep_target(seen.any(0, keepdim=True) | right)
-    newest = keep_target(_history_mask(history[:, -1:], width) | padding)
+    pooled = seen.any(0, keepdim=True) | right
+    newest = _history_mask(history[:, -1:], width) | padding
     shifted = _history_mask(history, width, index_shift=1)
     shifted[:, 0] = True
-    return [("the target masked too: a user who re-watches an item needs that item to stay "
-             "rankable; give each row's target its score back (scores[rows, targets])",
-             metrics.mask_history(scores, history)),
-            ("the padding column left unmasked on a row with no padding (only a padded "
+    return [("the padding column left unmasked on a row with no padding (only a padded "
              "history's 0s land on column 0): set column 0 to -inf on every row",
-             _masked(scores, keep_target(seen))),
+             _masked(scores, seen)),
             ("the padding column never masked: column 0 is padding, not an item; set it to "
              "-inf", _masked(scores, right & (torch.arange(width) > 0))),
             ("0 at the masked entries instead of -inf: 0 still outranks every negative score "
@@ -235,7 +225,7 @@ def _mask_history_mistakes(scores, history, targets) -> list[tuple[str, Tensor]]
             ("only the newest history item masked (the last column): mask every item of the "
              "history", _masked(scores, newest)),
             ("item i masked at column i - 1: column i is item i (column 0 is padding)",
-             _masked(scores, keep_target(shifted)))]
+             _masked(scores, shifted))]
 
 
 def _explain_mask_history(got, answer) -> str | None:
@@ -251,7 +241,7 @@ def _explain_mask_history(got, answer) -> str | None:
     if not torch.equal(got[~mask], answer[~mask]):
         if (torch.isinf(got) & ~mask).any():
             return ("an entry masked that must keep its score: mask only column 0 and the "
-                    "row's own history, and give the target its score back")
+                    "row's own history")
         return "scores changed outside the mask: leave every unmasked score as it was"
     values = got[mask]
     if torch.isfinite(values).all() and len(values.unique()) == 1 and values[0] < -1e3:
@@ -263,38 +253,33 @@ def _explain_mask_history(got, answer) -> str | None:
 
 
 def check_mask_history(fn) -> bool:
-    """fn(scores (B, I + 1), history (B, T) left-padded with 0, targets (B,)) -> a copy of the
-    scores with column 0 and each row's history items at -inf, the row's target keeping its
-    score (`metrics.mask_history`). Masking the history's padding 0 as if it were an item is
-    fine: column 0 is masked anyway."""
-    cases = [("the target is in the history: it keeps its score",
-              (t([[0.0, 0.4, 0.9, 0.1, 0.3]]), t([[0, 2, 1]]), t([1]))),
+    """fn(scores (B, I + 1), history (B, T) left-padded with 0) -> a copy of the scores with
+    column 0 and each row's history items at -inf ("exclude seen", `metrics.mask_history`).
+    Masking the history's padding 0 as if it were an item is fine: column 0 is masked anyway.
+    The mask is the history's alone: the function is never told the target."""
+    cases = [("scores below zero: -inf, not 0, takes an item out",
+              (t([[-1.0, -0.5, -2.0, -0.1, -0.7]]), t([[0, 0, 4]]))),
              ("a full history (no padding): column 0 is still masked",
-              (t([[5.0, 0.4, 0.9, 0.1, 0.3]]), t([[2, 4]]), t([3]))),
-             ("scores below zero: -inf, not 0, takes an item out",
-              (t([[-1.0, -0.5, -2.0, -0.1, -0.7]]), t([[0, 0, 4]]), t([2]))),
+              (t([[5.0, 0.4, 0.9, 0.1, 0.3]]), t([[2, 4]]))),
              ("each row masks its own history",
               (t([[1.0, 0.5, 0.6, 0.7, 0.8], [1.0, 0.8, 0.7, 0.6, 0.5]]),
-               t([[0, 1, 2], [0, 0, 4]]), t([3, 1]))),
+               t([[0, 1, 2], [0, 0, 4]]))),
              ("every item of the history, not only the newest",
-              (t([[0.0, 0.2, 0.4, 0.6, 0.8, 1.0]]), t([[5, 3, 1]]), t([2])))]
+              (t([[0.0, 0.2, 0.4, 0.6, 0.8, 1.0]]), t([[5, 3, 1]])))]
     gen = torch.Generator().manual_seed(2)
     for i in range(6):
         batch, length, n_items = 4, 6, 9
         real = left_padded(gen, batch, length)                                     # (B, T)
         history = torch.randint(1, n_items + 1, (batch, length), generator=gen) * real
-        targets = torch.randint(1, n_items + 1, (batch,), generator=gen)
-        repeat = torch.rand(batch, generator=gen) < 0.5                            # re-watches
-        targets = torch.where(repeat, history[:, -1], targets)
         scores = torch.randn(batch, n_items + 1, generator=gen)
-        cases.append((f"random {i}", (scores, history, targets)))
+        cases.append((f"random {i}", (scores, history)))
     cases = [(name, args, (metrics.mask_history(*args), _mask_history_mistakes(*args)))
              for name, args in cases]
     return run_naming_mistakes("mask_history", fn, cases, same_values,
                                explain=_explain_mask_history)
 
 
-# --- task 6: predict, measure, interpret: item-kNN without the mask ------------------------------
+# --- task 6: predict, measure, interpret: excluding seen items on a world that re-consumes ------
 
 WORLD = dict(n_users=300, n_items=200, seed=1)      # the world of "Putting it together"
 K = 10
@@ -302,9 +287,10 @@ K = 10
 
 @functools.lru_cache(maxsize=1)
 def _knn_hit_rates() -> dict[str, float]:
-    """Item-kNN's test HR@10 on the exercise's world with the history masked (the target
-    kept), unmasked (only column 0 left out) and masked with the target too, and the number
-    of test users. Cached: a notebook and its tests compute it once."""
+    """Item-kNN's test HR@10 on the exercise's world with seen items excluded, with repeats
+    allowed (nothing but column 0 masked) and under the leaky rule that masks the history but
+    gives the target its score back, and the number of test users. Cached: a notebook and its
+    tests compute it once."""
     from course_lib.data.world import CONSUMED, WorldConfig, make_world
     from course_lib.models.baselines import ItemKNN
 
@@ -314,48 +300,55 @@ def _knn_hit_rates() -> dict[str, float]:
     test = split.evaluation("test")
     scores = ItemKNN(split.train, world.n_items).scores(test.history)          # (B, I + 1)
     history, targets = test.history, test.targets
+    leaky = metrics.mask_history(scores, history)
+    rows = torch.arange(len(targets))
+    leaky[rows, targets] = scores[rows, targets]                  # the target given back: a leak
 
     def hit_rate(ranks: Tensor) -> float:
         return float(metrics.hr_at_k(ranks, K).mean())
 
-    return {"masked": hit_rate(metrics.target_ranks(scores, targets, history)),
-            "unmasked": hit_rate(metrics.target_ranks(scores, targets)),
-            "target masked too": hit_rate(metrics.target_ranks(
-                metrics.mask_history(scores, history), targets)),     # a -inf target ranks last
+    return {"excluded": hit_rate(metrics.target_ranks(scores, targets, history)),
+            "allowed": hit_rate(metrics.target_ranks(scores, targets)),
+            "leaky": hit_rate(metrics.target_ranks(leaky, targets)),
+            "repeats": float(metrics.repeated_targets(history, targets).double().mean()),
             "users": len(targets)}
 
 
-def check_hr_lost_without_mask(fn) -> bool:
-    """fn() -> item-kNN's test HR@10 with the history masked minus without it, on the world
-    WorldConfig(n_users=300, n_items=200, seed=1) (a number, about 0.17). The range is the
-    library's own measurement give or take one user's hit: the learner's target_rank and
-    hr_at_k are checked to agree with the library, so a right measurement is the same."""
+def check_hr_change_from_excluding_seen(fn) -> bool:
+    """fn() -> item-kNN's test HR@10 with seen items excluded minus with repeats allowed, on
+    the world WorldConfig(n_users=300, n_items=200, seed=1) (a number, about -0.27: half this
+    world's test targets repeat a history item). The range is the library's own measurement
+    give or take one user's hit: the learner's target_rank and hr_at_k are checked to agree
+    with the library, so a right measurement is the same."""
     rates = _knn_hit_rates()
-    drop = rates["masked"] - rates["unmasked"]
+    change = rates["excluded"] - rates["allowed"]
     one_user = 1 / rates["users"]
-    wrong = rates["target masked too"] - rates["unmasked"]
-    hint = ("masked minus unmasked, each HR@10 averaged over the test users. About 0 means "
-            "both runs were masked alike (or neither was); a negative value is the difference "
-            f"the other way round; {wrong:.3f} is what masking the target too gives")
-    return check_measured("hr_lost_without_mask", fn, drop - one_user, drop + one_user,
-                          "HR@10 lost without the history mask", hint)
+    leak = rates["leaky"] - rates["allowed"]
+    hint = ("excluded minus allowed, each HR@10 averaged over the test users. About 0 means "
+            "both runs were masked alike (or neither was); a positive value is the difference "
+            f"the other way round; {leak:+.3f} is what giving the target its score back after "
+            "the mask gives (the leak: the mask must not know the target)")
+    return check_measured("hr_change_from_excluding_seen", fn, change - one_user,
+                          change + one_user, "HR@10 with seen items excluded minus allowed",
+                          hint)
 
 
 WHY_HR_DROPS = {
-    "a": "Item-kNN scores an item by its similarity to the history, and the items most "
-         "similar to a user's history are the history's own items (each is a neighbour of the "
-         "others). Unmasked, already-seen items fill the top 10 and push the target down; "
-         "masking hands those slots to items the user has not seen.",
+    "a": "About half of this world's test targets repeat an item of the user's history (its "
+         "users come back to items). Excluding seen items makes each of those targets "
+         "unreachable, a miss, while with repeats allowed item-kNN ranks many of them near the "
+         "top: the other history items are their neighbours. The slots the mask frees for "
+         "unseen items win back far less.",
     "b": "Your target_rank ignores column 0 whatever its score, and item-kNN gives the "
-         "padding column no similarity at all. The loss comes from real items.",
-    "c": "The target IS in the history for about half of these users (they re-consume), "
-         "which is why mask_history gives it its score back. Masking removes the other "
-         "history items, not the target.",
+         "padding column no similarity at all: the difference comes from real items.",
+    "c": "Masking frees the top 10 for unseen items, so HR@10 can only rise; a negative "
+         "number means the measurement is wrong. It is not: the check compares it with the "
+         "library's own measurement.",
     "d": "Both runs rank the same item-kNN scores of the same trained model; only the mask "
          "differs, so nothing about training or overfitting can explain the gap.",
 }
 
 
 def check_why_hr_drops(fn) -> bool:
-    """fn() -> the letter of the explanation of the HR@10 lost without the mask."""
+    """fn() -> the letter of the explanation of the HR@10 lost by excluding seen items."""
     return check_choice("why_hr_drops", fn, "a", WHY_HR_DROPS)

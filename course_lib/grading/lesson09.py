@@ -347,7 +347,8 @@ def expected_sampled_mrr(scores: Tensor, targets: Tensor, history: Tensor,
     needs no sampling. The standard deviation is that of the mean over users of one draw each
     (users draw independently)."""
     p = metrics.sampled_rank_distribution(scores, targets, history, n_negatives)   # (B, n + 1)
-    pool = (metrics.mask_history(scores, history, targets) > -math.inf).sum(dim=1) - 1
+    repeated = metrics.repeated_targets(history, targets)                      # (B,) masked
+    pool = (metrics.mask_history(scores, history) > -math.inf).sum(dim=1) - (~repeated).long()
     if int(pool.min()) < n_negatives:
         raise ValueError(f"a user has only {int(pool.min())} items to sample from, fewer "
                          f"than n_negatives={n_negatives}")

@@ -475,9 +475,11 @@ class TIGER(nn.Module):
 
     def recommend(self, batch: dict[str, Tensor], k: int, beam: int | None = None,
                   temperature: float | Sequence[float] = 1.0, cold_items: Tensor | None = None,
-                  max_cold_share: float | None = None) -> Tensor:
+                  max_cold_share: float | None = None, exclude_history: bool = True) -> Tensor:
         """The top-k items (B, k) of each user, best first: constrained beam search, the
-        user's history items removed, then the beams' order (`retrieval.beam_items`).
+        user's history items removed (exclude_history=True, the "exclude seen" evaluation;
+        False keeps them, for data where users come back to items), then the beams' order
+        (`retrieval.beam_items`).
 
         beam: W >= k, default 2k (a few places for the history items the search finds).
         temperature: tau for all positions or one per position (M values).
@@ -496,7 +498,8 @@ class TIGER(nn.Module):
         cold_items, max_cold = self._check_cold(cold_items, max_cold_share, k)
         result = self.generate(batch, beam, temperature)
         history = self._check_history(history_of(batch), newest_only=False)  # the whole history
-        items, _ = beam_items(result, self.semantic_ids, min(beam, n_items), history)
+        items, _ = beam_items(result, self.semantic_ids, min(beam, n_items),
+                              history if exclude_history else None)
         if max_cold is not None:                                         # (B, W) best first
             items = cap_cold_items(items, cold_items, max_cold)
         return items[:, :k]                                              # (B, k)
