@@ -23,8 +23,10 @@ With `checkpoint`, the state after every epoch is written atomically (a temporar
 a rename, so a crash never leaves a half-written checkpoint), and `resume=True` continues
 from it with results identical to an uninterrupted run: the batches of epoch e come from
 `make_batches(e)`, and the checkpoint keeps the optimizer and schedule state and the torch
-random state (dropout, sampled negatives, `shuffled_batches` without a seed). A run that
-`steps` ended mid-epoch counts as finished.
+random state of every process (dropout, sampled negatives, `shuffled_batches` without a
+seed). A run that `steps` ended mid-epoch counts as finished. The optimizer state carries
+its settings, so resuming with another optimizer, lr, betas or weight_decay is refused
+rather than silently trained with the checkpoint's; change them in a fresh run.
 
 More than one process. Under `torchrun --nproc_per_node N` (which sets WORLD_SIZE > 1, RANK,
 LOCAL_RANK and the rendezvous address), `fit` joins the process group (gloo on the CPU, NCCL
@@ -129,13 +131,34 @@ def warmup_inverse_sqrt(warmup_steps: int) -> Callable[[int], float]:
         m(s) = min((s + 1) / W, sqrt(W / (s + 1)))
 
     rises linearly to 1 over the first W = `warmup_steps` steps, then decays as 1 / sqrt(step).
-    TIGER trains with inverse-square-root decay after 10k warm-up steps (Rajput et al. 2023,
-    section 4). Pass it as `fit(..., schedule=warmup_inverse_sqrt(W))`."""
+    TIGER's schedule is not this one: it holds the rate constant first, with no ramp
+    (`constant_then_inverse_sqrt`). Pass it as `fit(..., schedule=warmup_inverse_sqrt(W))`."""
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, int) or warmup_steps < 1:
         raise ValueError(f"warmup_steps must be an int >= 1, got {warmup_steps!r}")
 
     def multiplier(step: int) -> float:
         return min((step + 1) / warmup_steps, math.sqrt(warmup_steps / (step + 1)))
+    return multiplier
+
+
+def constant_then_inverse_sqrt(constant_steps: int) -> Callable[[int], float]:
+    """TIGER's learning-rate schedule as a multiplier of the base rate (Rajput et al. 2023,
+    section 4: "a learning rate of 0.01 for the first 10k steps and then ... an inverse square
+    root decay"): after s optimizer steps,
+
+        m(s) = 1                  for s < C
+        m(s) = sqrt(C / s)        for s >= C,          C = `constant_steps`
+
+    the full rate from the first step (no ramp, unlike `warmup_inverse_sqrt`), then
+    1 / sqrt(step) decay, continuous at s = C. The paper: base rate 0.01, C = 10k of 200k steps
+    (100k on Toys), batch 256; it names no optimizer. Pass it as
+    `fit(..., schedule=constant_then_inverse_sqrt(C))`."""
+    if (isinstance(constant_steps, bool) or not isinstance(constant_steps, int)
+            or constant_steps < 1):
+        raise ValueError(f"constant_steps must be an int >= 1, got {constant_steps!r}")
+
+    def multiplier(step: int) -> float:
+        return 1.0 if step < constant_steps else math.sqrt(constant_steps / step)
     return multiplier
 
 
@@ -167,15 +190,21 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
       Hutter 2019), with `betas` and `weight_decay` (an L2 term for Adam).
     clip_grad_norm: rescale the gradient to at most this global L2 norm before each step.
     schedule: learning rate = lr * schedule(s) after s steps (`torch.optim.lr_scheduler.LambdaLR`),
-      e.g. `warmup_inverse_sqrt(4000)`.
+      e.g. `warmup_inverse_sqrt(4000)` or TIGER's `constant_then_inverse_sqrt(10_000)`.
     on_step(step, model, loss): after each optimizer step, step counted from 1, loss a float;
       it may switch the model to eval mode to measure, fit puts it back in training mode.
     validate(model) -> float, higher is better: early stopping with `patience` and the best
-      weights restored; None: no validation, the last weights stay.
-    Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel (module docstring).
+      weights restored; None: no validation, the last weights stay. A NaN (or infinite)
+      metric is an error: it cannot rank epochs.
+    checkpoint / resume: see the module docstring; resume=True refuses a checkpoint written
+      with other optimizer settings (optimizer, lr, betas, weight_decay).
+    Under torchrun (WORLD_SIZE > 1) it trains with DistributedDataParallel (module docstring);
+    a checkpoint holds every rank's random state, and each rank resumes from its own.
     """
     _check_fit_arguments(model, epochs, steps, optimizer, clip_grad_norm, patience, checkpoint,
                          resume)
+    settings = {"optimizer": optimizer, "lr": float(lr), "betas": [float(b) for b in betas],
+                "weight_decay": float(weight_decay)}
     device = torch.device(device) if device else next(model.parameters()).device
     rank, world = process_rank()
     if world > 1:
@@ -190,15 +219,14 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
     best_state = copy.deepcopy(model.state_dict()) if validate else None
     if resume and Path(checkpoint).exists():
         state = load_checkpoint(checkpoint)
+        _check_same_settings(state.get("settings"), settings, checkpoint)
         model.load_state_dict(state["model"])
         optim.load_state_dict(state["optimizer"])
         if scheduler is not None and state["scheduler"] is not None:
             scheduler.load_state_dict(state["scheduler"])
         best_state, start = state["best_model"], state["epoch"] + 1
         result = FitResult(**state["result"])
-        torch.set_rng_state(state["rng"])
-        if state.get("cuda_rng") is not None and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        _restore_rng_state(state, rank)
     train_step = model.loss
     if world > 1:                                # unused parameters (e.g. a switched-off head)
         train_step = DistributedDataParallel(    # are allowed, hence find_unused_parameters
@@ -245,6 +273,7 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
                 metric = float(validate(model)) if rank == 0 else 0.0
             if world > 1:
                 metric = _from_rank_0(metric, device)
+            _check_metric(metric, epoch)
             result.valid_metric.append(metric)
             if metric > result.best_metric:
                 result.best_metric, result.best_epoch = metric, epoch
@@ -253,17 +282,63 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
                 result.stopped_early = True
             if progress:
                 tqdm.write(f"epoch {epoch}: loss {result.train_loss[-1]:.4f}  valid {metric:.4f}")
+        rng = _rng_states(world) if checkpoint is not None else None   # every rank takes part
         if checkpoint is not None and rank == 0:
             save_checkpoint(checkpoint, {
                 "model": model.state_dict(), "optimizer": optim.state_dict(),
                 "scheduler": scheduler.state_dict() if scheduler is not None else None,
                 "best_model": best_state, "epoch": epoch, "result": vars(result).copy(),
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None})
+                "settings": settings, "rng": rng})
         epoch += 1
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
+
+
+def _check_metric(metric: float, epoch: int) -> None:
+    if not math.isfinite(metric):
+        raise FloatingPointError(
+            f"validate(model) returned {metric} at epoch {epoch}, which cannot rank epochs: NaN "
+            "never counts as an improvement, so fit would end by restoring earlier (even "
+            "untrained) weights without a word. Make validate return a finite number: check "
+            "the model's scores for NaN and that the validation set is not empty")
+
+
+def _check_same_settings(saved: dict | None, asked: dict, checkpoint) -> None:
+    """Refuse to resume with other optimizer settings: loading the optimizer state would bring
+    back the checkpoint's lr, betas and weight decay without a word."""
+    if saved is None:                       # a checkpoint written before settings were kept
+        return
+    changed = [name for name in asked if saved.get(name) != asked[name]]
+    if changed:
+        was = ", ".join(f"{name}={saved.get(name)!r}" for name in changed)
+        now = ", ".join(f"{name}={asked[name]!r}" for name in changed)
+        raise ValueError(f"checkpoint {checkpoint} was trained with {was}, but this call asks "
+                         f"for {now}; resuming would go on with the checkpoint's settings (the "
+                         "optimizer state carries them). Resume with the checkpoint's settings, "
+                         "or start afresh with resume=False or another checkpoint path")
+
+
+def _rng_states(world: int) -> list[list]:
+    """[CPU state, CUDA states or None] of every rank, gathered on every rank: dropout and
+    sampled negatives differ between ranks, so an exact resume needs each rank's own."""
+    own = [torch.get_rng_state(),
+           torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None]
+    if world == 1:
+        return [own]
+    states = [None] * world
+    dist.all_gather_object(states, own)
+    return states
+
+
+def _restore_rng_state(state: dict, rank: int) -> None:
+    states = state["rng"]
+    if torch.is_tensor(states):             # a checkpoint that kept rank 0's state only
+        states = [[states, state.get("cuda_rng")]]
+    cpu, cuda = states[rank % len(states)]  # another number of processes: not identical
+    torch.set_rng_state(cpu)
+    if cuda is not None and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(cuda)
 
 
 class _LossOf(nn.Module):
@@ -370,6 +445,12 @@ def _check_fit_arguments(model, epochs, steps, optimizer, clip_grad_norm, patien
     if not callable(getattr(model, "loss", None)):
         raise TypeError(f"{type(model).__name__} has no loss(batch) method; fit trains models "
                         "that return their training loss from model.loss(batch)")
+    if not any(p.requires_grad for p in model.parameters()):
+        raise ValueError(f"{type(model).__name__} has no trainable parameters (model.parameters() "
+                         "is empty or all frozen), so fit has nothing to train: register "
+                         "layers or nn.Parameter as attributes of the model (a plain list hides "
+                         "them; use nn.ModuleList), set requires_grad=True, or use the model "
+                         "without fit")
     if epochs is None and steps is None:
         raise ValueError("give epochs=, steps= or both: fit needs to know when to stop")
     for name, value in (("epochs", epochs), ("steps", steps), ("patience", patience)):

@@ -10,7 +10,8 @@ import textwrap
 import pytest
 import torch
 
-from course_lib.train import process_rank, shard_batches
+from course_lib import train
+from course_lib.train import load_checkpoint, process_rank, shard_batches
 
 # Trains a next-item model on a pattern (item i is followed by i + 1) and writes what each
 # rank saw and measured to OUT/rank<r>.json. Ranks start from different weights on purpose:
@@ -98,9 +99,13 @@ def results(done) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    tmp = tmp_path_factory.mktemp("ddp")
-    return {"one": results(run_worker(tmp, 1)), "two": results(run_worker(tmp, 2))}
+def ddp_dir(tmp_path_factory):
+    return tmp_path_factory.mktemp("ddp")
+
+
+@pytest.fixture(scope="module")
+def runs(ddp_dir):
+    return {"one": results(run_worker(ddp_dir, 1)), "two": results(run_worker(ddp_dir, 2))}
 
 
 def test_two_gloo_processes_reach_the_metrics_of_one_within_noise(runs):
@@ -133,6 +138,11 @@ def test_only_rank_0_writes_checkpoints(runs):
     assert rank0["saves"] == len(rank0["valid"]) and rank1["saves"] == 0
 
 
+def test_the_checkpoint_keeps_each_rank_s_own_random_state(runs, ddp_dir):
+    states = load_checkpoint(ddp_dir / "2-seeded" / "checkpoint.pt")["rng"]  # seeds 0 and 1
+    assert len(states) == 2 and not torch.equal(states[0][0], states[1][0])
+
+
 def test_unseeded_batches_that_differ_between_ranks_are_refused(tmp_path):
     done = run_worker(tmp_path, 2, mode="unseeded")
     assert done.returncode != 0
@@ -151,6 +161,13 @@ def test_the_check_sees_the_first_round_once():
     seen = []
     list(shard_batches(({"x": torch.tensor([i])} for i in range(6)), 1, 3, check=seen.append))
     assert [[int(b["x"]) for b in r] for r in seen] == [[0, 1, 2]]
+
+
+def test_each_rank_resumes_from_its_own_random_state():
+    states = [[torch.manual_seed(seed).get_state(), None] for seed in (10, 11)]
+    for rank in (0, 1):
+        train._restore_rng_state({"rng": states}, rank)
+        assert torch.equal(torch.get_rng_state(), states[rank][0])
 
 
 def test_a_single_process_has_rank_0_of_1(monkeypatch):

@@ -1,14 +1,16 @@
 """MovieLens: loading both file layouts, the safe download, the data folder, content vectors."""
 import dataclasses
 import hashlib
+import http.server
 import os
+import threading
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from course_lib.data import movielens
+from course_lib.data import download, movielens
 from course_lib.data.movielens import (ML_1M, ML_20M, ML_LATEST_SMALL, default_data_dir,
                                        download_movielens, load_movielens, movie_content,
                                        split_title)
@@ -275,6 +277,106 @@ def test_corrupt_zip_raises_and_leaves_nothing_behind(tmp_path, data_dir):
 def test_download_returns_an_existing_copy_untouched(tmp_path):
     folder = write_ml_latest(tmp_path / ML_LATEST_SMALL)
     assert download_movielens(ML_LATEST_SMALL, tmp_path, url="file:///nowhere.zip") == folder
+
+
+def test_the_offline_hint_s_layout_unzipped_into_the_release_folder_loads(tmp_path):
+    write_ml_1m(tmp_path / ML_1M / ML_1M)                 # unzipped into data/ml-1m/
+    assert load_movielens(ML_1M, data_dir=tmp_path, download=False).n_items == 3
+    assert download_movielens(ML_1M, tmp_path) == tmp_path / ML_1M / ML_1M
+
+
+def test_the_offline_hint_says_to_unzip_into_the_data_folder(data_dir):
+    with pytest.raises(FileNotFoundError, match=f"unzip .*ml-1m.zip into {data_dir} "
+                                                r"\(the zip holds the folder ml-1m/"):
+        load_movielens(ML_1M, data_dir=data_dir, download=False)
+
+
+def test_a_release_folder_without_the_files_says_where_they_go_not_to_delete_data(tmp_path):
+    (tmp_path / ML_1M).mkdir()
+    (tmp_path / ML_1M / "ratings.csv").write_text("wrong release\n")
+    with pytest.raises(RuntimeError, match=r"holds \['ratings.csv'\]\); put ratings.dat and "
+                                           "movies.dat in"):
+        download_movielens(ML_1M, tmp_path)
+
+
+def test_a_killed_download_s_work_folder_is_removed_by_the_next_download(data_dir, tiny_zip,
+                                                                          tiny_checksums):
+    left = data_dir / f".{ML_LATEST_SMALL}-killed.part"
+    left.mkdir()
+    (left / f".{ML_LATEST_SMALL}.zip-x.part").write_bytes(b"half a zip")
+    download_movielens(ML_LATEST_SMALL, data_dir, tiny_zip)
+    assert sorted(os.listdir(data_dir)) == ["README.md", ML_LATEST_SMALL]
+
+
+# ---- download_file: cut-off transfers and what killed downloads leave ------------------------
+
+class PartialServer(http.server.BaseHTTPRequestHandler):
+    """Announces 100 bytes and sends `sent` of them, then closes: a transfer cut off."""
+
+    sent = 40
+
+    def do_GET(self):
+        self.send_response(200)
+        self.send_header("Content-Length", "100")
+        self.end_headers()
+        self.wfile.write(b"x" * self.sent)
+        self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def serve(monkeypatch):
+    """A local HTTP server sending `sent` of 100 announced bytes; yields its URL maker."""
+    monkeypatch.setenv("no_proxy", "*")
+    servers = []
+
+    def url(sent: int) -> str:
+        handler = type("Handler", (PartialServer,), {"sent": sent})
+        server = http.server.HTTPServer(("127.0.0.1", 0), handler)
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        servers.append(server)
+        return f"http://127.0.0.1:{server.server_port}/data.bin"
+    yield url
+    for server in servers:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_transfer_cut_off_before_its_content_length_is_refused_and_nothing_kept(tmp_path,
+                                                                                 serve):
+    with pytest.raises(RuntimeError, match="was cut off: 40 of 100 bytes arrived, and nothing "
+                                           "was kept. Try again"):
+        download.download_file(serve(40), tmp_path / "data.bin")
+    assert os.listdir(tmp_path) == []
+
+
+def test_a_transfer_of_every_announced_byte_is_kept(tmp_path, serve):
+    download.download_file(serve(100), tmp_path / "data.bin")
+    assert (tmp_path / "data.bin").read_bytes() == b"x" * 100
+    assert os.listdir(tmp_path) == ["data.bin"]
+
+
+def test_a_killed_download_s_part_file_is_removed_by_the_next_call(tmp_path):
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"data")
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / ".data.bin-killed.part").write_bytes(b"da")
+    (tmp_path / "data" / ".other.bin-killed.part").write_bytes(b"ot")  # another target's
+    download.download_file(source.as_uri(), tmp_path / "data" / "data.bin")
+    assert sorted(os.listdir(tmp_path / "data")) == [".other.bin-killed.part", "data.bin"]
+
+
+def test_the_part_file_of_a_live_download_is_left_alone(tmp_path):
+    live = tmp_path / "data" / ".data.bin-live.part"
+    live.parent.mkdir()
+    live.write_bytes(b"da")
+    source = tmp_path / "source.bin"
+    source.write_bytes(b"data")
+    with open(live, "rb"), download.claimed(live):   # as a live download in another process
+        download.download_file(source.as_uri(), tmp_path / "data" / "data.bin")
+        assert live.exists() and (tmp_path / "data" / "data.bin").read_bytes() == b"data"
 
 
 # ---- bad inputs -----------------------------------------------------------------------------

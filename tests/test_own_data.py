@@ -2,6 +2,8 @@
 item-attribute JSON, read into the same split, batches, content and evaluation as the
 built-in datasets. Every file is written by the tests."""
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -105,8 +107,19 @@ def test_attributes_become_content_where_items_sharing_attributes_are_closer(seq
 def test_items_missing_from_the_attributes_file_get_no_tokens(sequence_file, tmp_path):
     path = tmp_path / "some.json"
     path.write_text(json.dumps({"1": [5], "2": [5, 6]}))
-    documents = attribute_documents(path, read_sequences(sequence_file).items)
+    with pytest.warns(UserWarning, match="8 of the 10 items have no attributes"):
+        documents = attribute_documents(path, read_sequences(sequence_file).items)
     assert documents[:3] == [["attribute:5"], ["attribute:5", "attribute:6"], []]
+
+
+def test_an_attributes_file_covering_few_items_warns_how_many_rows_stay_zero(tmp_path):
+    path = tmp_path / "one.json"
+    path.write_text(json.dumps({"a": [1]}))
+    sequences = write_csv(tmp_path, "u a b c d e\nv e d c b a\n", "five.txt")
+    with pytest.warns(UserWarning, match=r"4 of the 5 items have no attributes in one\.json "
+                                         r"\(e\.g\. item 'b'\).*all zero"):
+        data = load_dataset(sequences, attributes=path)
+    assert data.content[1].any() and not data.content[2:].any()
 
 
 def test_an_attributes_file_about_other_items_is_an_error(sequence_file, tmp_path):
@@ -124,6 +137,20 @@ def test_a_malformed_attributes_file_says_what_is_expected(sequence_file, tmp_pa
     path.write_text(text)
     with pytest.raises(ValueError, match=match):
         load_dataset(sequence_file, attributes=path)
+
+
+def test_a_latin1_attributes_file_names_the_file_and_the_encoding(sequence_file, tmp_path):
+    path = tmp_path / "latin.json"
+    path.write_bytes('{"1": ["crème"]}'.encode("latin-1"))
+    with pytest.raises(ValueError, match="latin.json is not UTF-8 text.*iconv"):
+        load_dataset(sequence_file, attributes=path)
+
+
+def test_a_latin1_sequence_file_names_the_file_and_the_encoding(tmp_path):
+    path = tmp_path / "latin.txt"
+    path.write_bytes("josé a b c\n".encode("latin-1"))
+    with pytest.raises(ValueError, match="latin.txt is not UTF-8 text"):
+        read_sequences(path)
 
 
 def test_without_attributes_content_comes_from_training_sequences_only(tmp_path):
@@ -189,6 +216,54 @@ def test_dates_are_read_as_seconds(tmp_path):
     assert read_interactions(path).interactions["timestamp"].tolist() == [60, 86_400]
 
 
+def test_fractions_of_a_second_order_the_events_and_choose_the_test_target(tmp_path):
+    path = write_csv(tmp_path, "user,item,timestamp\nu,a,1.7\nu,b,1.2\nu,c,1.9\nu,d,1.5\n")
+    for seed in range(5):                                   # no ties: no seed may reorder
+        data = load_dataset(path, seed=seed)                # items a, b, c, d are 1, 2, 3, 4
+        assert data.interactions["timestamp"].tolist() == [1.2, 1.5, 1.7, 1.9]
+        assert data.split.train[1].tolist() == [2, 4]       # b, d
+        assert data.split.valid[1] == 1 and data.split.test[1] == 3     # a, then c
+
+
+def test_dates_with_fractions_of_a_second_keep_their_order(tmp_path):
+    path = write_csv(tmp_path, "user,item,timestamp\nu,a,2024-05-01 10:00:00.700\n"
+                               "u,b,2024-05-01 10:00:00.200\nu,c,2024-05-01 10:00:00.900\n")
+    frame = read_interactions(path).interactions
+    assert frame["item"].tolist() == [2, 1, 3]
+    assert np.diff(frame["timestamp"]).round(6).tolist() == [0.5, 0.2]
+
+
+def test_a_repeated_event_is_dropped_with_a_warning_that_counts_it(tmp_path):
+    path = write_csv(tmp_path, LOG + "ann,hat,300,buy\nbob,sock,60,buy\n")
+    with pytest.warns(UserWarning, match="dropped 2 duplicate rows.*user 'ann', item 'hat'"):
+        own = read_interactions(path)
+    assert len(own.interactions) == 8 and own.interactions.equals(
+        read_interactions(write_csv(tmp_path, LOG, "clean.csv")).interactions)
+
+
+def test_the_same_item_and_time_with_another_action_is_another_event(tmp_path, recwarn):
+    path = write_csv(tmp_path, LOG + "ann,hat,300,view\n")
+    assert len(read_interactions(path).interactions) == 9
+    assert not [w for w in recwarn if "duplicate" in str(w.message)]
+
+
+@pytest.mark.parametrize("content, match", [
+    (b"", "log.csv is empty; an interactions file starts with the header"),
+    ("user,item,timestamp\njosé,a,1\n".encode("latin-1"), "log.csv is not UTF-8 text.*iconv"),
+    (b"user,item,timestamp\nu,a,1\nu,b,2,3\n",
+     "log.csv is not a regular table.*Expected 3 fields in line 3, saw 4"),
+    (b"user,item,timestamp,rating\nu,a,1,4\nu,b,2,good\n",
+     "rating column of log.csv holds 'good' in data row 2, not a number"),
+    (b"user,item,timestamp,rating\nu,a,1,4\nu,b,2,\n",
+     "rating column of log.csv holds an empty cell in data row 2"),
+])
+def test_an_unreadable_table_names_the_file_and_the_fix(tmp_path, content, match):
+    path = tmp_path / "log.csv"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=match):
+        read_interactions(path)
+
+
 def test_a_table_without_its_columns_names_them(tmp_path):
     path = write_csv(tmp_path, "userId,movieId,rating\n1,2,3\n")
     with pytest.raises(ValueError, match=r"lacks columns \['item', 'timestamp', 'user'\]"):
@@ -237,6 +312,17 @@ def test_attributes_are_refused_for_a_built_in_dataset(attributes_file):
     assert "ml-1m" in DATASETS
     with pytest.raises(ValueError, match="for your own files"):
         load_dataset("ml-1m", attributes=attributes_file)
+
+
+def test_item_lookup_hands_torch_no_read_only_array():
+    # pandas' arrays are read-only (copy-on-write), and torch warns about one only once per
+    # process: a fresh interpreter, with that warning an error, catches it every time.
+    code = ("import pandas as pd; from course_lib.data.datasets import item_lookup; "
+            "t = item_lookup(pd.DataFrame({'item': [2, 1], 'cat': [7, 5]}), 'cat'); "
+            "assert t.tolist() == [0, 5, 7], t")
+    done = subprocess.run([sys.executable, "-W", "error:The given NumPy array", "-c", code],
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
 
 
 def test_content_has_one_row_per_item_plus_padding(sequence_file, attributes_file):

@@ -195,6 +195,11 @@ def test_kmeans_is_repeatable_with_a_seed_and_more_restarts_never_hurt():
     assert inertia(x, *kmeans(x, 9, seed=3, n_init=4)) <= inertia(x, *kmeans(x, 9, seed=3))
 
 
+def test_a_numpy_integer_k_works_like_an_int():
+    x = blobs(n=100, d=3, seed=8)
+    assert torch.equal(kmeans(x, np.int64(4), seed=0).labels, kmeans(x, 4, seed=0).labels)
+
+
 @pytest.mark.parametrize("call, phrase", [
     (lambda: kmeans(torch.ones(4, 2, dtype=torch.long), 2), "float tensor"),
     (lambda: kmeans(torch.tensor([[float("nan"), 0.0]]), 1), "NaN"),

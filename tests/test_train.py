@@ -10,8 +10,8 @@ from torch import nn
 
 from course_lib import metrics
 from course_lib.data.sequences import leave_one_out, next_item_batches
-from course_lib.train import (evaluate_model, fit, load_checkpoint, save_checkpoint,
-                              shuffled_batches, warmup_inverse_sqrt)
+from course_lib.train import (constant_then_inverse_sqrt, evaluate_model, fit, load_checkpoint,
+                              save_checkpoint, shuffled_batches, warmup_inverse_sqrt)
 
 N_ITEMS = 30
 
@@ -211,6 +211,20 @@ def test_warmup_must_be_a_positive_int(bad):
         warmup_inverse_sqrt(bad)
 
 
+def test_tigers_schedule_holds_the_rate_constant_then_decays_as_one_over_sqrt():
+    m = constant_then_inverse_sqrt(10)
+    assert [m(s) for s in range(10)] == [1.0] * 10          # the full rate from step 0, no ramp
+    assert m(10) == 1.0 and m(40) == pytest.approx(0.5) and m(1000) == pytest.approx(0.1)
+    values = [m(s) for s in range(10, 300)]
+    assert all(b < a for a, b in zip(values, values[1:]))   # strictly falling after C
+
+
+@pytest.mark.parametrize("bad", [0, -3, 2.5, True])
+def test_constant_steps_must_be_a_positive_int(bad):
+    with pytest.raises(ValueError, match="constant_steps must be an int >= 1"):
+        constant_then_inverse_sqrt(bad)
+
+
 # --- checkpoints and resume -----------------------------------------------------------------
 
 def test_resume_gives_identical_weights(split, tmp_path):
@@ -248,6 +262,34 @@ def test_resume_with_a_schedule_clipping_and_adamw_is_exact(split, tmp_path):
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("change, said", [
+    (dict(lr=0.5), "lr=0.05, but this call asks for lr=0.5"),
+    (dict(optimizer="adamw"), "optimizer='adam', but this call asks for optimizer='adamw'"),
+    (dict(weight_decay=0.3), "weight_decay=0.0, but this call asks for weight_decay=0.3"),
+    (dict(betas=(0.8, 0.99)), r"betas=\[0.9, 0.999\], but this call asks for betas=\[0.8, 0.99\]"),
+])
+def test_resume_with_other_optimizer_settings_is_refused_naming_what_changed(split, tmp_path,
+                                                                            change, said):
+    fit(LastItemModel(), make_batches(split), epochs=1, lr=0.05, progress=False,
+        checkpoint=tmp_path / "c.pt")
+    settings = dict(lr=0.05) | change
+    with pytest.raises(ValueError, match=f"c.pt was trained with {said}.*resume=False"):
+        fit(LastItemModel(), make_batches(split), epochs=2, progress=False,
+            checkpoint=tmp_path / "c.pt", resume=True, **settings)
+
+
+def test_a_checkpoint_that_kept_one_random_state_still_resumes(split, tmp_path):
+    fit(LastItemModel(), make_batches(split), epochs=1, lr=0.05, progress=False,
+        checkpoint=tmp_path / "c.pt")
+    old = load_checkpoint(tmp_path / "c.pt")
+    old["rng"] = old["rng"][0][0]                      # the earlier layout: rank 0's CPU state
+    del old["settings"]
+    save_checkpoint(tmp_path / "c.pt", old)
+    result = fit(LastItemModel(), make_batches(split), epochs=2, lr=0.05, progress=False,
+                 checkpoint=tmp_path / "c.pt", resume=True)
+    assert len(result.train_loss) == 2
+
+
 def test_checkpoint_write_leaves_no_temporary_file(tmp_path):
     save_checkpoint(tmp_path / "c.pt", {"x": torch.ones(2)})
     assert [p.name for p in tmp_path.iterdir()] == ["c.pt"]
@@ -280,6 +322,21 @@ def test_nan_loss_stops_with_advice(split):
             return super().loss(batch) * float("nan")
     with pytest.raises(FloatingPointError, match="learning rate"):
         fit(Broken(), make_batches(split), lambda m: 0.0, epochs=1, progress=False)
+
+
+def test_a_nan_validation_metric_stops_with_advice_instead_of_restoring_untrained_weights(split):
+    with pytest.raises(FloatingPointError, match="validate.model. returned nan at epoch 0, "
+                                                 "which cannot rank epochs"):
+        fit(LastItemModel(), make_batches(split), lambda m: float("nan"), epochs=3,
+            progress=False)
+
+
+def test_a_model_without_parameters_is_refused_with_what_to_do(split):
+    class NoWeights(nn.Module):
+        def loss(self, batch):
+            return torch.zeros(())
+    with pytest.raises(ValueError, match="NoWeights has no trainable parameters.*nn.ModuleList"):
+        fit(NoWeights(), make_batches(split), epochs=1, progress=False)
 
 
 def test_resume_without_checkpoint_path_is_refused(split):

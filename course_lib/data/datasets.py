@@ -256,9 +256,9 @@ def item_lookup(items: pd.DataFrame, column: str) -> torch.Tensor:
     if "item" not in items.columns or column not in items.columns:
         raise ValueError(f"items need an 'item' column and a {column!r} column; it has "
                          f"{list(items.columns)}")
-    ids = items["item"].to_numpy()
+    ids = items["item"].to_numpy(np.int64, copy=True)     # pandas' own arrays are read-only
     if len(ids) == 0 or ids.min() < 1:
         raise ValueError("item ids must be >= 1 (0 is padding)")
     out = torch.zeros(int(ids.max()) + 1, dtype=torch.long)
-    out[torch.as_tensor(ids)] = torch.as_tensor(items[column].to_numpy(), dtype=torch.long)
+    out[torch.from_numpy(ids)] = torch.from_numpy(items[column].to_numpy(np.int64, copy=True))
     return out

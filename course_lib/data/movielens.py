@@ -48,7 +48,8 @@ import numpy as np
 import pandas as pd
 
 from course_lib.data.content import lsa_content
-from course_lib.data.download import default_data_dir, download_file, file_digest
+from course_lib.data.download import (claimed, default_data_dir, download_file, file_digest,
+                                      remove_stale_parts)
 from course_lib.data.interactions import chronological
 
 ML_LATEST_SMALL = "ml-latest-small"
@@ -114,15 +115,16 @@ class MovieLens:
 def load_movielens(name: str = ML_LATEST_SMALL, data_dir: str | Path | None = None,
                    download: bool = True, url: str | None = None,
                    tie_seed: int | None = 0) -> MovieLens:
-    """Load `name` from `data_dir/name/` (default: `default_data_dir()`), downloading it
-    first when it is missing and `download` is True. tie_seed: the seed of the shuffle that
-    orders ratings at the same second; None keeps the file's order (by movie id)."""
+    """Load `name` from `data_dir/name/` (default: `default_data_dir()`; the zip unpacked
+    inside that folder, `data_dir/name/name/`, is found too), downloading it first when it is
+    missing and `download` is True. tie_seed: the seed of the shuffle that orders ratings at
+    the same second; None keeps the file's order (by movie id)."""
     _check_name(name)
     data_dir = Path(data_dir) if data_dir is not None else default_data_dir()
-    folder = data_dir / name
-    if not _has_files(folder, name):
+    folder = _folder_with_files(data_dir / name, name)
+    if folder is None:
         if not download:
-            raise FileNotFoundError(_missing_message(name, folder))
+            raise FileNotFoundError(_missing_message(name, data_dir / name))
         folder = download_movielens(name, data_dir, url)
     ratings, movies = _read_ml_1m(folder) if name == ML_1M else _read_ml_latest(folder)
     items = _items_table(movies)
@@ -141,11 +143,21 @@ def _has_files(folder: Path, name: str) -> bool:
     return all((folder / f).is_file() for f in FILES[name])
 
 
+def _folder_with_files(target: Path, name: str) -> Path | None:
+    """The folder holding the release's files: `target` (data_dir/name) itself, or the
+    `name/` folder inside it that unzipping the release into `target` makes; None if neither."""
+    for folder in (target, target / name):
+        if _has_files(folder, name):
+            return folder
+    return None
+
+
 def _missing_message(name: str, folder: Path) -> str:
     files = " and ".join(FILES[name])
-    return (f"MovieLens {name} not found: expected {files} in {folder}. Either set "
-            f"COURSE_DATA_DIR to a folder that holds {name}/, copy the unpacked {name}/ folder "
-            f"to {folder}, or pass download=True when online.")
+    return (f"MovieLens {name} not found: expected {files} in {folder}. Either unzip "
+            f"{URLS[name]} into {folder.parent} (the zip holds the folder {name}/, so the files "
+            f"land in {folder}), set COURSE_DATA_DIR to a folder that holds {name}/, or pass "
+            "download=True when online.")
 
 
 # ---- reading the two file layouts -----------------------------------------------------------
@@ -237,27 +249,35 @@ def download_movielens(name: str, data_dir: Path, url: str | None = None) -> Pat
     _check_name(name)
     data_dir = Path(data_dir)
     target = data_dir / name
-    if _has_files(target, name):
-        return target
+    if (found := _folder_with_files(target, name)) is not None:
+        return found
     if target.exists():
-        raise RuntimeError(f"{target} exists but lacks {' and '.join(FILES[name])}; delete it "
-                           "and try again")
+        raise RuntimeError(_incomplete_message(name, target))
     data_dir.mkdir(parents=True, exist_ok=True)
-    fd, zip_path = tempfile.mkstemp(prefix=f".{name}-", suffix=".zip", dir=data_dir)
-    os.close(fd)
-    unpacked = Path(tempfile.mkdtemp(prefix=f".{name}-", suffix=".part", dir=data_dir))
+    remove_stale_parts(data_dir, f".{name}-")              # what a killed download left
+    work = Path(tempfile.mkdtemp(prefix=f".{name}-", suffix=".part", dir=data_dir))
     try:
-        download_file(url or URLS[name], zip_path, md5=ZIP_MD5[name], offline_hint=(
-            f"If you are offline, download {URLS[name]} on a machine with internet and unpack "
-            f"it into {target}, or set COURSE_DATA_DIR to a folder that holds {name}/."))
-        folder = _unpack(Path(zip_path), unpacked, name)
-        _verify(folder, name)
-        folder.chmod(0o755)  # mkdtemp makes it private; the data is not
-        os.replace(folder, target)
+        with claimed(work):
+            zip_path = download_file(url or URLS[name], work / f"{name}.zip", md5=ZIP_MD5[name],
+                                     offline_hint=(
+                f"If you are offline, download {URLS[name]} on a machine with internet and "
+                f"unzip it into {data_dir} (the zip holds the folder {name}/, so the files "
+                f"land in {target}), or set COURSE_DATA_DIR to a folder that holds {name}/."))
+            folder = _unpack(zip_path, work / "unpacked", name)
+            _verify(folder, name)
+            folder.chmod(0o755)  # mkdtemp makes it private; the data is not
+            os.replace(folder, target)
     finally:
-        Path(zip_path).unlink(missing_ok=True)
-        shutil.rmtree(unpacked, ignore_errors=True)
+        shutil.rmtree(work, ignore_errors=True)
     return target
+
+
+def _incomplete_message(name: str, target: Path) -> str:
+    files = " and ".join(FILES[name])
+    holds = sorted(p.name for p in target.iterdir())[:5] if target.is_dir() else []
+    return (f"{target} exists but holds neither {files} nor a {name}/ folder with them (it "
+            f"holds {holds or 'nothing'}); put {files} in {target} (or in {target / name}), "
+            f"or move {target} away to download {name} afresh")
 
 
 def _unpack(zip_path: Path, into: Path, name: str) -> Path:

@@ -20,6 +20,7 @@ Names: N items, D vector width, L levels, K codes per level.
 from __future__ import annotations
 
 import math
+import numbers
 from typing import NamedTuple
 
 import torch
@@ -82,6 +83,7 @@ def kmeans(x: Tensor, k: int, *, iters: int = 300, n_init: int = 1, init: str = 
     Names: N rows, D width, K centres.
     """
     x = _check_kmeans_input(x, k, n_init, init, iters)
+    k = int(k)                                               # np.int64(8) works like 8
     weight = (torch.ones(len(x), device=x.device) if sample_weight is None
               else torch.as_tensor(sample_weight, dtype=x.dtype, device=x.device))
     if weight.shape != (len(x),) or not torch.isfinite(weight).all() or (weight < 0).any() \
@@ -110,7 +112,7 @@ def _check_kmeans_input(x, k: int, n_init: int, init: str, iters: int) -> Tensor
                          f"{tuple(getattr(x, 'shape', ()))}")
     if not torch.isfinite(x).all():
         raise ValueError("k-means input contains NaN or inf; fix those rows first")
-    if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+    if isinstance(k, bool) or not isinstance(k, numbers.Integral) or k < 1:
         raise ValueError(f"k must be an int >= 1, got {k!r}")
     if n_init < 1 or iters < 1:
         raise ValueError(f"n_init and iters must be >= 1, got {n_init} and {iters}")
