@@ -200,11 +200,15 @@ def check_seen(seen) -> str:
     return seen
 
 
-def mask_history(scores: Tensor, history: Tensor) -> Tensor:
+def mask_history(scores: Tensor, history: Tensor | None) -> Tensor:
     """A copy of `scores` (B, I + 1) with column 0 and every history item set to -inf: the
     "exclude seen" convention. The mask depends on the history alone: a target that repeats a
-    history item is masked too, and can then never be recommended."""
+    history item is masked too, and can then never be recommended. history=None masks column
+    0 only ("allow repeats"), so `mask_history(scores, eval_set.excluded)` follows a split's
+    convention either way."""
     _check_scores(scores)
+    if history is None:
+        return _mask_padding(scores)
     history = _check_history(history, scores.shape[0], scores.shape[1] - 1, scores.device)
     masked = torch.zeros_like(scores, dtype=torch.bool)
     masked.scatter_(1, history, True)  # (B, I + 1); history's 0s land on column 0

@@ -746,3 +746,8 @@ def test_count_entropy_refuses_an_all_zero_row_instead_of_returning_nan():
     with pytest.raises(ValueError, match=">= 0"):
         M.count_entropy(t([1.0, -1.0]))
     assert M.count_entropy(t([1.0, 1.0])).item() == pytest.approx(1.0)
+
+
+def test_mask_history_without_a_history_masks_the_padding_column_only():
+    scores = t([[5.0, 1.0, 2.0], [5.0, 3.0, 4.0]])
+    assert M.mask_history(scores, None).tolist() == [[-math.inf, 1.0, 2.0], [-math.inf, 3.0, 4.0]]

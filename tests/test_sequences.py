@@ -207,3 +207,10 @@ def test_a_split_names_its_evaluation_convention_and_passes_it_on():
     assert split.evaluation("test").seen == "allow" and split.evaluation("valid").n_items == 4
     with pytest.raises(ValueError, match="seen must be one of"):
         leave_one_out(seqs, 4, seen="keep the target")
+
+
+def test_an_evaluation_set_says_what_its_convention_masks():
+    seqs = {1: np.array([1, 2, 3, 2]), 2: np.array([3, 1, 2, 4])}
+    excluded = leave_one_out(seqs, 4).evaluation("test")
+    assert torch.equal(excluded.excluded, excluded.history)
+    assert leave_one_out(seqs, 4, seen="allow").evaluation("test").excluded is None

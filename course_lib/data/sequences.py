@@ -93,6 +93,13 @@ class EvalSet:
     # target, nor what the user will do with it (`target_actions`, kept for the metrics).
     MODEL_INPUTS = ("users", "history", "actions", "timestamps", "target_timestamps")
 
+    @property
+    def excluded(self) -> torch.Tensor | None:
+        """What the convention masks: the history (B, T) under "exclude", None under "allow".
+        For the metrics' `history` argument: `metrics.target_ranks(scores, s.targets,
+        s.excluded)`, `metrics.mask_history(scores, s.excluded)`."""
+        return self.history if self.seen == "exclude" else None
+
     def batch(self, rows: slice | torch.Tensor) -> dict[str, torch.Tensor]:
         """The model input for some rows (`MODEL_INPUTS` that are present): users, history
         and, where present, the history's actions and timestamps and the request time (the
