@@ -286,5 +286,35 @@ def test_load_dataset_gives_a_leave_one_out_split_with_content(tmp_path, tiny_co
 def test_load_dataset_of_an_unavailable_category_raises_instead_of_falling_back(tmp_path,
                                                                                  monkeypatch):
     monkeypatch.setattr(amazon, "BASE_URL", (tmp_path / "nowhere").as_uri() + "/")
-    with pytest.raises(RuntimeError, match="Amazon 2014 Toys_and_Games not found"):
+    with pytest.raises(FileNotFoundError, match="(?s)neither layout of Amazon 2014 Toys_and_Games"
+                                                ".*amazon-2014.*amazon-s3rec/Toys_and_Games.txt"
+                                                ".*Amazon 2014 Toys_and_Games not found"):
         load_dataset("amazon-toys", data_dir=tmp_path / "data")
+
+
+def write_s3rec(data_dir: Path, category="Toys_and_Games", attributes=True) -> Path:
+    """A tiny S3Rec layout: 4 users over items 1..5, items 1-3 of brand 7, 4-5 of brand 8."""
+    folder = data_dir / "amazon-s3rec"
+    folder.mkdir(parents=True)
+    (folder / f"{category}.txt").write_text("1 1 2 3 4\n2 2 3 1\n3 4 5 1 2\n4 5 4 3\n")
+    if attributes:
+        (folder / f"{category}_item2attributes.json").write_text(json.dumps(
+            {str(i): [1, 7] if i <= 3 else [2, 8] for i in range(1, 6)}))
+    return folder
+
+
+def test_the_s3rec_layout_is_found_by_the_short_name(tmp_path):
+    write_s3rec(tmp_path)
+    data = load_dataset("amazon-toys", data_dir=tmp_path)
+    assert data.name == "amazon-toys" and data.n_items == 5 and len(data.split.train) == 4
+    assert data.split.seen == "exclude" and not data.has_timestamps
+    raw = dict(zip(data.items["item"], data.items["item_id"].astype(int)))
+    assert [raw[i] for i in data.split.train[1]] == [1, 2] and raw[data.split.test[1]] == 4
+    same_brand = data.content[[raw_to for raw_to, r in raw.items() if r <= 3]]
+    assert np.allclose(same_brand, same_brand[0])                    # content from attributes
+
+
+def test_the_official_files_win_over_the_s3rec_layout_when_both_are_there(tmp_path, tiny_counts):
+    write_category(tmp_path)                                          # Beauty, official
+    write_s3rec(tmp_path, "Beauty")
+    assert load_dataset("amazon-beauty", data_dir=tmp_path).n_items == 4     # not 5

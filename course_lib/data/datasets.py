@@ -12,7 +12,11 @@ The names (`DATASETS`):
     movielens       MovieLens ml-latest-small, the lessons' real data
     ml-1m, ml-20m   MovieLens 1M and 20M (SASRec's and HSTU's benchmarks)
     amazon-beauty, amazon-sports, amazon-toys
-                    Amazon 2014 5-core Beauty, Sports_and_Outdoors, Toys_and_Games (TIGER's)
+                    Amazon 2014 5-core Beauty, Sports_and_Outdoors, Toys_and_Games (TIGER's):
+                    the official review and metadata files in amazon-2014/ (titles, brands,
+                    categories and prices as content), or else the S3Rec sequence files in
+                    amazon-s3rec/ (`s3rec_files`: item attributes as content, no titles, no
+                    timestamps: positions order the events)
 
 and any other name is the path of your own data (`interactions`): an interactions table
 (.csv, .tsv, .parquet: user, item, timestamp[, action][, rating]) or a sequence file (any
@@ -38,6 +42,7 @@ every event instead, with actions they can read.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +50,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from course_lib.data.amazon import CATEGORIES, amazon_content, load_amazon
+from course_lib.data.amazon import CATEGORIES, amazon_content, category_name, load_amazon
+from course_lib.data.amazon import FOLDER as AMAZON_FOLDER
+from course_lib.data.amazon import file_names as amazon_file_names
 from course_lib.data.content import lsa_content
+from course_lib.data.download import default_data_dir
 from course_lib.data.interactions import (TABLE_SUFFIXES, attribute_documents,
                                           read_interactions, read_sequences)
 from course_lib.data.movielens import ML_1M, ML_20M, load_movielens, movie_content
@@ -55,6 +63,7 @@ from course_lib.data.world import ACTIONS, CONSUMED, make_world
 from course_lib.device import Profile, get_profile
 
 AMAZON = {f"amazon-{short}": category for short, category in CATEGORIES.items()}
+S3REC_FOLDER = "amazon-s3rec"
 DATASETS = ("world", "movielens", ML_1M, ML_20M, *AMAZON)
 
 
@@ -136,12 +145,43 @@ def _movielens(release: str, name: str, data_dir, tie_seed: int | None) -> Datas
 
 
 def _amazon(name: str, data_dir, seed: int) -> Dataset:
-    amazon = load_amazon(AMAZON[name], data_dir=data_dir, seed=seed)
+    """The official review files in amazon-2014/ when they are there, else the S3Rec sequence
+    files in amazon-s3rec/, else a download of the official files; offline, an error that
+    names both layouts."""
+    category = AMAZON[name]
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    official = [root / AMAZON_FOLDER / f for f in amazon_file_names(category)]
+    sequences, attributes = s3rec_files(category, root)
+    if not all(f.is_file() for f in official) and sequences.is_file():
+        own = _own(sequences, attributes if attributes.is_file() else None, None, seed)
+        return dataclasses.replace(own, name=name)
+    try:
+        amazon = load_amazon(category, data_dir=root, seed=seed)
+    except (FileNotFoundError, RuntimeError) as error:
+        raise FileNotFoundError(
+            f"{name}: neither layout of Amazon 2014 {category} is in {root}. Either\n"
+            f"  (a) the official 5-core files, still gzipped: {official[0]} and {official[1]}, "
+            "or\n"
+            f"  (b) the S3Rec preprocessing (RUCAIBox/CIKM2020-S3Rec, folder data/): "
+            f"{sequences} and {attributes}.\n"
+            "Put one of them there, or set COURSE_DATA_DIR to the folder that holds "
+            f"{AMAZON_FOLDER}/ or {S3REC_FOLDER}/. What the download said:\n{error}") from error
     frame = amazon.interactions
     split = leave_one_out(user_sequences(frame), amazon.n_items,
                           timestamps=user_events(frame, "timestamp"))
     items = amazon.items.assign(label=amazon.items["title"].str.slice(0, 28))
     return Dataset(name, frame, items, amazon_content(amazon.items, dim=None), split)
+
+
+def s3rec_files(category: str, data_dir: str | Path | None = None) -> tuple[Path, Path]:
+    """(sequence file, attributes file) of an Amazon category in the S3Rec layout:
+    `data_dir/amazon-s3rec/<Category>.txt` (one line per user, `user item item ...`, in time
+    order; same-day reviews keep the file's order, as S3Rec wrote them) and
+    `<Category>_item2attributes.json` (item -> attribute ids: categories and brand)."""
+    root = Path(data_dir) if data_dir is not None else default_data_dir()
+    name = category_name(category)
+    return (root / S3REC_FOLDER / f"{name}.txt",
+            root / S3REC_FOLDER / f"{name}_item2attributes.json")
 
 
 def _own(path: Path, attributes, positive_actions, seed: int) -> Dataset:
