@@ -4,22 +4,41 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 
-.PHONY: lab course check-book test test-full exercises bench clean
+# The server `make lab` and `make teach` start: rooted at the clone, so notebooks/, exercises/ and
+# my-work/ are all in its file browser, with lesson 00 open. tests/test_lab.py reads this command
+# from `make -n lab`.
+LAB := $(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) --ServerApp.root_dir=. \
+	--LabApp.default_url=/lab/tree/notebooks/00_data_and_evaluation.ipynb
+# nbgrader's teacher tools: its menu, Validate button and Create Assignment sidebar (the lab
+# extension) and the formgrader behind them (the server extensions). The setup turns them off,
+# so a learner's JupyterLab (`make lab`, or `jupyter lab` in .venv) does not show them;
+# `make teach` turns them back on for its own server (tools/teach/).
+NBGRADER_LAB    := @jupyter/nbgrader
+NBGRADER_SERVER := $(addprefix nbgrader.server_extensions.,formgrader validate_assignment \
+	assignment_list course_list)
+
+.PHONY: lab teach course check-book test test-full exercises bench clean
 
 # The kernel's display name is the committed notebooks' ("Python 3"): JupyterLab writes it into
-# a notebook it saves, so another name would show as a change. The last step makes git strip
-# notebook outputs at commit in this clone (see tools/git_notebook_outputs.sh).
-$(STAMP): pyproject.toml constraints.txt tools/git_notebook_outputs.sh
+# a notebook it saves, so another name would show as a change. git_notebook_outputs.sh makes git
+# strip notebook outputs at commit in this clone; the last two steps hide nbgrader's teacher tools.
+$(STAMP): pyproject.toml constraints.txt tools/git_notebook_outputs.sh tools/jupyter_server_config.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --upgrade pip
 	$(BIN)/pip install -c constraints.txt -e ".[dev]"
 	$(BIN)/python -m ipykernel install --sys-prefix --name python3 --display-name "Python 3"
 	sh tools/git_notebook_outputs.sh install $(BIN)/python
+	$(BIN)/jupyter labextension disable --level=sys_prefix $(NBGRADER_LAB) >/dev/null
+	$(BIN)/jupyter server extension disable --sys-prefix $(NBGRADER_SERVER) >/dev/null
 	touch $(STAMP)
 
 ## lab: set up and open the course in JupyterLab
 lab: $(STAMP)
-	$(BIN)/jupyter lab $(if $(filter 0,$(shell id -u)),--allow-root) notebooks/00_data_and_evaluation.ipynb
+	$(LAB)
+
+## teach: the same JupyterLab with nbgrader's teacher tools (docs/teachers.md)
+teach: $(STAMP)
+	JUPYTER_CONFIG_PATH="$(CURDIR)/tools/teach" $(LAB)
 
 ## course: set up and execute every notebook headless to HTML in build/html
 course: $(STAMP)

@@ -2,6 +2,7 @@
 (tools/git_notebook_outputs.sh install), executing a notebook changes nothing git would commit,
 `refresh` makes `git status` say so too, and a real edit still shows and commits without its
 outputs. Each test builds a small repository in tmp_path; the filter runs this interpreter."""
+import asyncio
 import shutil
 import subprocess
 import sys
@@ -96,24 +97,42 @@ def test_refresh_makes_status_clean_after_a_notebook_was_only_executed(clone):
     assert sum(len(c.outputs) for c in on_disk.cells if c.cell_type == "code") == 4  # kept
 
 
-def test_jupyterlab_saving_a_run_notebook_leaves_git_status_clean(clone):
-    """What a session in JupyterLab does: the server saves the executed notebook through its
-    contents manager, whose post-save hook (tools/jupyter_server_config.py) refreshes git."""
-    contents = pytest.importorskip("jupyter_server.services.contents.filemanager")
-    (clone / "tools").mkdir()
-    shutil.copy(SCRIPT, clone / "tools" / SCRIPT.name)
+def course_contents_manager(root: Path):
+    """The contents manager JupyterLab's server uses in the course's environment, as
+    tools/jupyter_server_config.py configures it."""
+    pytest.importorskip("jupyter_server")
     config = Config()
     exec((ROOT / "tools" / "jupyter_server_config.py").read_text(),
          {"get_config": lambda: config})
-    manager = contents.FileContentsManager(root_dir=str(clone), config=config)
+    return config.ServerApp.contents_manager_class(root_dir=str(root), config=config)
+
+
+def test_jupyterlab_saving_a_run_notebook_leaves_git_status_clean(clone):
+    """What a session in JupyterLab does: the server saves the executed notebook through its
+    contents manager, whose post-save hook (tools/jupyter_server_config.py) refreshes git."""
+    (clone / "tools").mkdir()
+    shutil.copy(SCRIPT, clone / "tools" / SCRIPT.name)
+    manager = course_contents_manager(clone)
     path = "notebooks/00_lesson.ipynb"
     executed = execute(nbformat.read(clone / path, as_version=4))
-    manager.save({"type": "notebook", "format": "json", "content": executed}, path)
+    asyncio.run(manager.save({"type": "notebook", "format": "json", "content": executed}, path))
     assert "image/png" in (clone / path).read_text()           # saved with its outputs
     deadline = time.monotonic() + 60                           # the hook runs in the background
     while git(clone, "status", "--porcelain", "-uno") and time.monotonic() < deadline:
         time.sleep(0.5)
     assert git(clone, "status", "--porcelain", "-uno") == ""      # no tracked file modified
+
+
+def test_jupyterlab_receives_a_lesson_with_the_kernels_language_info_so_opening_changes_nothing(
+        clone):
+    """JupyterLab writes the kernel's language_info into a notebook when its kernel starts and
+    marks the notebook unsaved if that changed anything: the server hands it over filled in."""
+    ipkernel = pytest.importorskip("ipykernel.ipkernel")
+    model = asyncio.run(course_contents_manager(clone).get("notebooks/00_lesson.ipynb"))
+    assert model["content"]["metadata"]["language_info"] == ipkernel.IPythonKernel.language_info
+    assert model["content"]["metadata"]["kernelspec"] == lesson().metadata["kernelspec"]
+    on_disk = nbformat.read(clone / "notebooks" / "00_lesson.ipynb", as_version=4)
+    assert on_disk.metadata == lesson().metadata                # the file is untouched
 
 
 def test_a_real_edit_stays_modified_after_refresh_and_commits_without_outputs(clone):

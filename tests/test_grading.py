@@ -24,8 +24,8 @@ def equal(got, expected):
 # --- run_check ----------------------------------------------------------------------------
 
 def test_run_check_passes_when_every_case_is_right_and_says_how_many(capsys):
-    assert run_check("square", lambda x: x * x, SQUARES, equal) is True
-    assert capsys.readouterr().out == "\u2705 square: all 3 cases pass\n"
+    assert run_check("square", lambda x: x * x, SQUARES, equal) is None   # no `True` echoed
+    assert capsys.readouterr().out == "\u2713 square: all 3 cases pass\n"
 
 
 def test_a_wrong_answer_names_the_case_its_input_the_expected_and_the_got():
@@ -76,7 +76,7 @@ def refuses_negatives(x):
 
 
 def test_expect_error_passes_when_the_function_raises_that_error(capsys):
-    assert expect_error("sqrt", refuses_negatives, (-1,), ValueError, "a negative x")
+    assert expect_error("sqrt", refuses_negatives, (-1,), ValueError, "a negative x") is None
     assert "raises ValueError for a negative x" in capsys.readouterr().out
 
 
@@ -112,8 +112,20 @@ def test_close_wants_the_same_shape_and_values_to_1e_6(got, expected, verdict):
 # --- in Jupyter, and the package's names ----------------------------------------------------
 
 def test_failures_render_as_one_friendly_line_in_jupyter():
-    assert CheckFailed("hr_at_k: wrong")._render_traceback_() == ["\u274c hr_at_k: wrong"]
-    assert NotImplementedYet("hr_at_k: todo")._render_traceback_() == ["\u270f\ufe0f  hr_at_k: todo"]
+    assert CheckFailed("hr_at_k: wrong")._render_traceback_() == ["\u2717 hr_at_k: wrong"]
+    assert NotImplementedYet("hr_at_k: todo")._render_traceback_() == ["\u270e hr_at_k: todo"]
+
+
+# The Dingbats block's emoji (Unicode emoji-data.txt, Emoji=Yes): empty boxes without an emoji font.
+DINGBAT_EMOJI = {0x2702, 0x2705, *range(0x2708, 0x270E), 0x270F, 0x2712, 0x2714, 0x2716, 0x271D,
+                 0x2721, 0x2728, 0x2733, 0x2734, 0x2744, 0x2747, 0x274C, 0x274E,
+                 *range(0x2753, 0x2756), 0x2757, 0x2763, 0x2764, *range(0x2795, 0x2798), 0x27A1,
+                 0x27B0, 0x27BF}
+
+
+def test_verdicts_start_with_text_symbols_that_need_no_emoji_font():
+    for symbol in (checks.PASSED, checks.FAILED, checks.UNFINISHED):
+        assert len(symbol) == 1 and ord(symbol) not in DINGBAT_EMOJI, hex(ord(symbol))
 
 
 def test_a_check_failure_is_an_assertion_error_so_nbval_fails_the_solution():
@@ -169,7 +181,7 @@ def test_a_failure_is_kept_whole_and_the_message_says_how_to_rerun_it():
 
 
 def test_a_measurement_passes_inside_the_range_and_fails_outside_with_the_hint(capsys, stub):
-    assert check_measured("random HR", lambda: 0.021, 0.015, 0.03, "HR@10") is True
+    assert check_measured("random HR", lambda: 0.021, 0.015, 0.03, "HR@10") is None
     assert "HR@10 = 0.021, inside [0.015, 0.03]" in capsys.readouterr().out
     with pytest.raises(CheckFailed, match=r"HR@10 = 0.05 is outside .*\n   hint: unmasked"):
         check_measured("random HR", lambda: 0.05, 0.015, 0.03, "HR@10", hint="unmasked history?")
@@ -183,7 +195,7 @@ def test_a_measurement_passes_inside_the_range_and_fails_outside_with_the_hint(c
 
 def test_a_choice_passes_only_for_the_right_letter_and_says_why_a_wrong_one_fails(capsys, stub):
     reasons = {"a": "ties are counted against the target", "b": "it is the log base"}
-    assert check_choice("why", lambda: "A ", "a", reasons) is True
+    assert check_choice("why", lambda: "A ", "a", reasons) is None
     assert "(a). ties are counted" in capsys.readouterr().out
     with pytest.raises(CheckFailed, match=r"\(b\) does not explain .*: it is the log base"):
         check_choice("why", lambda: "b", "a", reasons)

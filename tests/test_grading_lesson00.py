@@ -56,20 +56,20 @@ def mask_with_padding_as_an_item(scores, history):
 
 
 def test_answers_written_from_the_definitions_pass_every_check(capsys):
-    assert checks.check_split_sequence(split_by_hand)
-    assert checks.check_target_rank(rank_by_counting)
-    assert checks.check_hr_at_k(hr_by_hand)
-    assert checks.check_ndcg_at_k(ndcg_by_hand)
-    assert checks.check_mask_history(mask_by_hand)
-    assert capsys.readouterr().out.count("\u2705") == 6       # split: cases + the error
+    checks.check_split_sequence(split_by_hand)
+    checks.check_target_rank(rank_by_counting)
+    checks.check_hr_at_k(hr_by_hand)
+    checks.check_ndcg_at_k(ndcg_by_hand)
+    checks.check_mask_history(mask_by_hand)
+    assert capsys.readouterr().out.count("\u2713") == 6       # split: cases + the error
 
 
 def test_masking_the_historys_padding_as_an_item_is_fine():
-    assert checks.check_mask_history(mask_with_padding_as_an_item)
+    checks.check_mask_history(mask_with_padding_as_an_item)
 
 
 def test_the_library_passes_the_history_mask_check():
-    assert checks.check_mask_history(metrics.mask_history)
+    checks.check_mask_history(metrics.mask_history)
 
 
 def test_the_notebook_calls_the_checks_through_the_package():
@@ -300,7 +300,7 @@ def hit_rates():
 
 
 def test_the_measurement_done_by_hand_passes(hit_rates):
-    assert checks.check_hr_change_from_excluding_seen(
+    checks.check_hr_change_from_excluding_seen(
         lambda: hit_rates["excluded"] - hit_rates["allowed"])
 
 
@@ -323,7 +323,7 @@ def test_a_measurement_of_the_wrong_thing_fails_with_the_hint(hit_rates, measure
 
 
 def test_the_right_explanation_passes():
-    assert checks.check_why_hr_drops(lambda: "a")
+    checks.check_why_hr_drops(lambda: "a")
 
 
 @pytest.mark.parametrize("letter", sorted(set(checks.WHY_HR_DROPS) - {"a"}))

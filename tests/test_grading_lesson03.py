@@ -32,19 +32,19 @@ class CopyGradient(torch.autograd.Function):
 
 
 def test_answers_by_another_route_pass_every_check(capsys):
-    assert checks.check_nearest_codes(nearest_by_loop)
-    assert checks.check_straight_through(CopyGradient.apply)
-    assert checks.check_codebook_loss(lambda z_e, e: F.mse_loss(e, z_e.detach()))
-    assert checks.check_commitment_loss(lambda z_e, e: F.mse_loss(z_e, e.detach()))
-    assert capsys.readouterr().out.count("\u2705") == 4
+    checks.check_nearest_codes(nearest_by_loop)
+    checks.check_straight_through(CopyGradient.apply)
+    checks.check_codebook_loss(lambda z_e, e: F.mse_loss(e, z_e.detach()))
+    checks.check_commitment_loss(lambda z_e, e: F.mse_loss(z_e, e.detach()))
+    assert capsys.readouterr().out.count("\u2713") == 4
 
 
 def test_the_library_functions_pass_every_check(capsys):
-    assert checks.check_nearest_codes(vq.nearest_codes)
-    assert checks.check_straight_through(vq.straight_through)
-    assert checks.check_codebook_loss(vq.codebook_loss)
-    assert checks.check_commitment_loss(vq.commitment_loss)
-    assert capsys.readouterr().out.count("\u2705") == 4
+    checks.check_nearest_codes(vq.nearest_codes)
+    checks.check_straight_through(vq.straight_through)
+    checks.check_codebook_loss(vq.codebook_loss)
+    checks.check_commitment_loss(vq.commitment_loss)
+    assert capsys.readouterr().out.count("\u2713") == 4
 
 
 # --- every named mistake fails with its hint ----------------------------------------------------
@@ -186,8 +186,8 @@ def measured_with(codebook_loss, commitment_loss):
 
 
 def test_the_measured_ratio_of_the_right_losses_passes(capsys):
-    assert checks.check_measured_gradient_ratio(measured_with(vq.codebook_loss,
-                                                              vq.commitment_loss))
+    checks.check_measured_gradient_ratio(measured_with(vq.codebook_loss,
+                                                       vq.commitment_loss))
     assert "= 0.25" in capsys.readouterr().out
 
 
@@ -211,7 +211,7 @@ def test_the_ratio_is_beta_whatever_the_data():
 
 
 def test_the_right_reason_passes(capsys):
-    assert checks.check_why_gradient_ratio(lambda: "A")
+    checks.check_why_gradient_ratio(lambda: "A")
     assert "Right." in capsys.readouterr().out
 
 

@@ -50,19 +50,19 @@ def perplexity_by_counting(codes, n_codes):
 
 
 def test_answers_from_the_definitions_pass_every_check(capsys):
-    assert checks.check_laplace_smoothing(smoothing_by_hand)
-    assert checks.check_ema_update(ema_by_hand)
-    assert checks.check_reset_dead_codes(reset_by_hand)
-    assert checks.check_perplexity(perplexity_by_counting)
-    assert capsys.readouterr().out.count("\u2705") == 4
+    checks.check_laplace_smoothing(smoothing_by_hand)
+    checks.check_ema_update(ema_by_hand)
+    checks.check_reset_dead_codes(reset_by_hand)
+    checks.check_perplexity(perplexity_by_counting)
+    assert capsys.readouterr().out.count("\u2713") == 4
 
 
 def test_the_library_functions_pass_every_check(capsys):
-    assert checks.check_laplace_smoothing(vq.laplace_smoothing)
-    assert checks.check_ema_update(vq.ema_update)
-    assert checks.check_reset_dead_codes(vq.reset_dead_codes)
-    assert checks.check_perplexity(metrics.perplexity)
-    assert capsys.readouterr().out.count("\u2705") == 4
+    checks.check_laplace_smoothing(vq.laplace_smoothing)
+    checks.check_ema_update(vq.ema_update)
+    checks.check_reset_dead_codes(vq.reset_dead_codes)
+    checks.check_perplexity(metrics.perplexity)
+    assert capsys.readouterr().out.count("\u2713") == 4
 
 
 # --- every named mistake fails with its hint ----------------------------------------------------
@@ -279,7 +279,7 @@ def items():
 
 
 def test_the_measured_share_of_the_right_ema_passes(items):
-    assert checks.check_measured_utilisation(
+    checks.check_measured_utilisation(
         lambda: checks.utilisation_after_ema(ema_by_hand, items.double(),
                                              checks.tiny_ball(0).double()))
 
@@ -323,7 +323,7 @@ def test_an_unchosen_code_stays_where_it_is_as_reason_c_says(items):
 
 
 def test_the_right_reason_passes(capsys):
-    assert checks.check_why_codes_die(lambda: "a")
+    checks.check_why_codes_die(lambda: "a")
     assert "rich get richer" in capsys.readouterr().out
 
 

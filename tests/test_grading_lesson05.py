@@ -74,17 +74,17 @@ def gini_by_pairs(codes, k):
 
 
 def test_answers_from_the_definitions_pass_every_check():
-    assert checks.check_residual_quantize(residual_by_loop)
-    assert checks.check_collision_suffix(suffix_by_counting)
-    assert checks.check_level_entropy(entropy_by_counting)
-    assert checks.check_level_gini(gini_by_pairs)
+    checks.check_residual_quantize(residual_by_loop)
+    checks.check_collision_suffix(suffix_by_counting)
+    checks.check_level_entropy(entropy_by_counting)
+    checks.check_level_gini(gini_by_pairs)
 
 
 def test_library_references_pass_every_check():
-    assert checks.check_residual_quantize(reference_residual_quantize)
-    assert checks.check_collision_suffix(collision_suffix)
-    assert checks.check_level_entropy(reference_entropy)
-    assert checks.check_level_gini(reference_gini)
+    checks.check_residual_quantize(reference_residual_quantize)
+    checks.check_collision_suffix(collision_suffix)
+    checks.check_level_entropy(reference_entropy)
+    checks.check_level_gini(reference_gini)
 
 
 # --- every named mistake fails with its hint ----------------------------------------------------
@@ -258,7 +258,7 @@ def world_codes():
 
 
 def test_the_measured_rate_of_the_right_suffix_passes(world_codes, capsys):
-    assert checks.check_measured_collision_rate(
+    checks.check_measured_collision_rate(
         lambda: float((suffix_by_counting(world_codes) > 0).double().mean()))
     assert "= 0.24," in capsys.readouterr().out
 
@@ -312,7 +312,7 @@ def test_two_levels_collide_more_than_three_as_reason_d_says():
 
 
 def test_the_right_reason_passes(capsys):
-    assert checks.check_why_collisions(lambda: "a")
+    checks.check_why_collisions(lambda: "a")
     assert "leaf category" in capsys.readouterr().out
 
 

@@ -117,23 +117,23 @@ def items_by_loop(table, prefixes):
 
 
 def test_answers_from_the_definitions_pass_every_check():
-    assert checks.check_encode_ids(encode_by_loop)
-    assert checks.check_decode_tokens(decode_by_loop)
-    assert checks.check_next_token_mask(mask_by_sets)
-    assert checks.check_beam_step(beam_step_by_sorting)
-    assert checks.check_beam_step(beam_step_by_topk)
-    assert checks.check_sample_tokens(sample_by_gumbel_max)
-    assert checks.check_sample_tokens(sample_by_inverse_cdf)
-    assert checks.check_items_with_prefix(items_by_loop)
+    checks.check_encode_ids(encode_by_loop)
+    checks.check_decode_tokens(decode_by_loop)
+    checks.check_next_token_mask(mask_by_sets)
+    checks.check_beam_step(beam_step_by_sorting)
+    checks.check_beam_step(beam_step_by_topk)
+    checks.check_sample_tokens(sample_by_gumbel_max)
+    checks.check_sample_tokens(sample_by_inverse_cdf)
+    checks.check_items_with_prefix(items_by_loop)
 
 
 def test_library_references_pass_every_check():
-    assert checks.check_encode_ids(reference_encode)
-    assert checks.check_decode_tokens(reference_decode)
-    assert checks.check_next_token_mask(reference_mask)
-    assert checks.check_beam_step(beam_step)
-    assert checks.check_sample_tokens(sample_tokens)
-    assert checks.check_items_with_prefix(reference_items)
+    checks.check_encode_ids(reference_encode)
+    checks.check_decode_tokens(reference_decode)
+    checks.check_next_token_mask(reference_mask)
+    checks.check_beam_step(beam_step)
+    checks.check_sample_tokens(sample_tokens)
+    checks.check_items_with_prefix(reference_items)
 
 
 # --- the vocabulary ---------------------------------------------------------------------------
@@ -396,8 +396,8 @@ def test_a_right_sampler_passes_whatever_its_random_numbers(seed):
     and draws from the global seed passes too."""
     assert checks.TOLERANCE >= 5 * 0.5 / math.sqrt(checks.DRAWS)
     torch.manual_seed(seed)
-    assert checks.check_sample_tokens(lambda logits, temperature, generator:
-                                      sample_by_inverse_cdf(logits, temperature, None))
+    checks.check_sample_tokens(lambda logits, temperature, generator:
+                               sample_by_inverse_cdf(logits, temperature, None))
 
 
 # --- predict, measure, interpret: beam search against exact scoring ---------------------------
@@ -451,7 +451,7 @@ def test_a_right_beam_recall_passes_and_is_below_one(toy_search):
     beams = beam_items(*toy_search)
     measured = beam_recall(*toy_search, beams)
     assert measured < 1                            # this model's beams do miss likely items
-    assert checks.check_beam_recall(lambda: measured, *toy_search)
+    checks.check_beam_recall(lambda: measured, *toy_search)
 
 
 def test_beams_compared_with_themselves_fail(toy_search):
@@ -478,7 +478,7 @@ def test_unconstrained_beams_fail(toy_search):
 
 
 def test_the_right_explanation_of_the_misses_passes():
-    assert checks.check_why_beam_misses(lambda: "c")
+    checks.check_why_beam_misses(lambda: "c")
 
 
 @pytest.mark.parametrize("letter, reason", [("a", "every valid ID stays reachable"),

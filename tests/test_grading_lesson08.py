@@ -83,18 +83,18 @@ def budgeted_by_loop(lists, budgets):
 
 
 def test_answers_from_the_definitions_pass_every_check():
-    assert checks.check_outcome_query(query_by_hand)
-    assert checks.check_future_window(window_by_loop)
-    assert checks.check_merge_near_duplicates(merge_by_loop)
-    assert checks.check_merge_near_duplicates(merge_by_matrix)
-    assert checks.check_budgeted_merge(budgeted_by_loop)
+    checks.check_outcome_query(query_by_hand)
+    checks.check_future_window(window_by_loop)
+    checks.check_merge_near_duplicates(merge_by_loop)
+    checks.check_merge_near_duplicates(merge_by_matrix)
+    checks.check_budgeted_merge(budgeted_by_loop)
 
 
 def test_library_references_pass_every_check():
-    assert checks.check_outcome_query(pinrec.outcome_query)
-    assert checks.check_future_window(pinrec.future_window)
-    assert checks.check_merge_near_duplicates(pinrec.merge_near_duplicates)
-    assert checks.check_budgeted_merge(pinrec.budgeted_merge)
+    checks.check_outcome_query(pinrec.outcome_query)
+    checks.check_future_window(pinrec.future_window)
+    checks.check_merge_near_duplicates(pinrec.merge_near_duplicates)
+    checks.check_budgeted_merge(pinrec.budgeted_merge)
 
 
 def test_the_checks_leave_the_global_random_state_alone():
@@ -311,7 +311,7 @@ def test_cosine_similarity_of_the_queries_passes_too():
                 merged.append(budgets[q])
         return kept, merged
 
-    assert checks.check_merge_near_duplicates(merge_by_cosine_similarity)
+    checks.check_merge_near_duplicates(merge_by_cosine_similarity)
 
 
 def test_an_answer_that_is_not_two_lists_is_told_the_format():
@@ -422,7 +422,7 @@ def positives_per_position(items, times, window, max_gap, real_only=True):
 def test_the_positives_counted_by_loop_pass(engagements):
     measured = float(positives_per_position(*engagements))
     assert 1 < measured < 3
-    assert checks.check_positives_per_position(lambda: measured, *engagements)
+    checks.check_positives_per_position(lambda: measured, *engagements)
 
 
 @pytest.mark.parametrize("measure", [
@@ -438,7 +438,7 @@ def test_a_mean_of_the_wrong_thing_fails(engagements, measure):
 
 
 def test_the_right_explanation_of_fewer_positives_passes():
-    assert checks.check_why_fewer_positives(lambda: "c")
+    checks.check_why_fewer_positives(lambda: "c")
 
 
 @pytest.mark.parametrize("letter, reason", [("a", "real positions only"),

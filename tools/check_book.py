@@ -16,6 +16,7 @@ import argparse
 import re
 import shutil
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,28 +96,36 @@ def find_browser() -> tuple[str, str]:
     browser = shutil.which("chromium") or shutil.which("chromium-browser")
     driver = shutil.which("chromedriver")
     if not browser or not driver:
-        raise RuntimeError("the book check needs headless Chromium and its driver: "
+        raise RuntimeError("headless Chromium and its driver are not installed: "
                            "apt-get install -y chromium chromium-driver (Debian/Ubuntu)")
     return browser, driver
 
 
-def open_browser():
-    """Headless Chromium that can reach nothing but local files."""
+def open_browser(local_server: bool = False):
+    """Headless Chromium that can reach nothing but local files and, with `local_server`, a
+    server at 127.0.0.1 (JupyterLab in tests/test_lab.py). Every browser starts from a fresh
+    profile and asks nothing of the network by itself (no updates, no first-run pages)."""
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     browser, driver = find_browser()
+    profile = tempfile.TemporaryDirectory(prefix="course-chromium-", ignore_cleanup_errors=True)
     options = webdriver.ChromeOptions()
     options.binary_location = browser
     for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--disable-background-networking", "--disable-component-update",
+                "--no-first-run", f"--user-data-dir={profile.name}",
                 f"--window-size={WINDOW[0]},{WINDOW[1]}",
-                # No host name resolves, on top of the offline network below.
-                "--host-resolver-rules=MAP * ~NOTFOUND"):
+                # No host name resolves (and, for the book, the network is off below).
+                "--host-resolver-rules=MAP * ~NOTFOUND"
+                + (", EXCLUDE 127.0.0.1" if local_server else "")):
         options.add_argument(arg)
     options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     chrome = webdriver.Chrome(service=Service(driver), options=options)
-    chrome.set_network_conditions(offline=True, latency=0, download_throughput=0,
-                                  upload_throughput=0)
+    chrome.profile_dir = profile                # removed once the browser object is gone
+    if not local_server:                        # offline also cuts 127.0.0.1
+        chrome.set_network_conditions(offline=True, latency=0, download_throughput=0,
+                                      upload_throughput=0)
     chrome.set_script_timeout(SCRIPT_TIMEOUT)
     return chrome
 

@@ -13,7 +13,12 @@ library's own run gives, or the letter of the explanation picked from a list. An
 unfinished task raises `NotImplementedYet`. In
 Jupyter both show as one friendly line, not a traceback (IPython's `_render_traceback_`
 hook); to pytest and nbval they are ordinary errors, so a solution notebook fails its test
-when a check fails.
+when a check fails. A passing check prints its verdict and returns None, so a check cell shows
+the verdict line and nothing after it.
+
+Verdicts start with PASSED, FAILED or UNFINISHED: text symbols from Unicode's Dingbats block
+(DejaVu on Linux, Zapf Dingbats on macOS and Segoe UI Symbol on Windows draw them), not emoji,
+which show as empty boxes where no emoji font is installed.
 """
 from __future__ import annotations
 
@@ -29,18 +34,21 @@ __all__ = ["CheckFailed", "NotImplementedYet", "Case", "Failure", "last_failure"
            "tensor_like", "read_mask"]
 
 
+PASSED, FAILED, UNFINISHED = "\u2713", "\u2717", "\u270e"     # check mark, ballot x, pencil
+
+
 class CheckFailed(AssertionError):
     """The learner's function gave a wrong answer (or crashed) on a named case."""
 
     def _render_traceback_(self):
-        return [f"\u274c {self}"]
+        return [f"{FAILED} {self}"]
 
 
 class NotImplementedYet(NotImplementedError):
     """The learner's function still raises NotImplementedError."""
 
     def _render_traceback_(self):
-        return [f"\u270f\ufe0f  {self}"]
+        return [f"{UNFINISHED} {self}"]
 
 
 Case = tuple[str, tuple, Any]            # (name, arguments, expected answer)
@@ -61,7 +69,7 @@ last_failure: Failure | None = None     # set by the last failing run_check
 
 
 def run_check(task: str, fn: Callable, cases: Iterable[Case],
-              same: Callable[[Any, Any], bool]) -> bool:
+              same: Callable[[Any, Any], bool]) -> None:
     """Call `fn(*copies of arguments)` for every case; raise on the first wrong answer."""
     global last_failure
     cases = list(cases)
@@ -81,8 +89,7 @@ def run_check(task: str, fn: Callable, cases: Iterable[Case],
             raise CheckFailed(f"{task}: wrong answer on case '{name}'\n   input:    "
                               f"{_show(args)}\n   expected: {_show(expected)}\n   got:      "
                               f"{_show(got)}{_reproduce(fn)}")
-    print(f"\u2705 {task}: all {len(cases)} cases pass")
-    return True
+    print(f"{PASSED} {task}: all {len(cases)} cases pass")
 
 
 def _reproduce(fn: Callable) -> str:
@@ -104,7 +111,7 @@ def _answer(task: str, fn: Callable[[], Any]):
 
 
 def check_measured(task: str, measure: Callable[[], float], low: float, high: float,
-                   what: str, hint: str = "") -> bool:
+                   what: str, hint: str = "") -> None:
     """Pass if `measure()` (the learner's measurement, a number) lies in [low, high], the
     range the library's own run gives for `what`; else fail with the range and `hint`."""
     value = _answer(task, measure)
@@ -116,12 +123,11 @@ def check_measured(task: str, measure: Callable[[], float], low: float, high: fl
         raise CheckFailed(f"{task}: {what} = {number:.4g} is outside the range "
                           f"[{low:.4g}, {high:.4g}] a correct measurement gives"
                           + (f"\n   hint: {hint}" if hint else ""))
-    print(f"\u2705 {task}: {what} = {number:.4g}, inside [{low:.4g}, {high:.4g}]")
-    return True
+    print(f"{PASSED} {task}: {what} = {number:.4g}, inside [{low:.4g}, {high:.4g}]")
 
 
 def check_choice(task: str, choose: Callable[[], str], right: str,
-                 reasons: dict[str, str]) -> bool:
+                 reasons: dict[str, str]) -> None:
     """Pass if `choose()` returns `right` among the options (letters, the keys of `reasons`);
     `reasons[letter]` says why that option does or does not explain the measurement, and is
     shown for the learner's pick."""
@@ -131,8 +137,7 @@ def check_choice(task: str, choose: Callable[[], str], right: str,
     if picked != right:
         raise CheckFailed(f"{task}: ({picked}) does not explain what you measured: "
                           f"{reasons[picked]}")
-    print(f"\u2705 {task}: ({picked}). {reasons[picked]}")
-    return True
+    print(f"{PASSED} {task}: ({picked}). {reasons[picked]}")
 
 
 def _show(value) -> str:
@@ -157,13 +162,13 @@ def close(got, expected) -> bool:
     return got.shape == expected.shape and bool(torch.allclose(got, expected, atol=1e-6))
 
 
-def expect_error(task, fn, args, error, what) -> bool:
+def expect_error(task, fn, args, error, what) -> None:
     """Pass if `fn(*args)` raises `error` (the input `what` is invalid)."""
     try:
         fn(*args)
     except error:
-        print(f"\u2705 {task}: raises {error.__name__} for {what}")
-        return True
+        print(f"{PASSED} {task}: raises {error.__name__} for {what}")
+        return
     except NotImplementedError:
         raise NotImplementedYet(f"{task}: not implemented yet.") from None
     except Exception as err:
@@ -186,7 +191,7 @@ class _Expected:
 
 def run_naming_mistakes(task: str, fn: Callable, cases, same: Callable,
                          looks_like: Callable | None = None,
-                         explain: Callable | None = None) -> bool:
+                         explain: Callable | None = None) -> None:
     """`run_check` over cases (name, args, (answer, [(what, wrong answer), ...])), with
     `same(got, answer, args)` deciding. On a wrong answer the message ends with the first
     mistake whose answer the learner's matches (`looks_like(got, wrong, args)`, by default
@@ -209,7 +214,7 @@ def run_naming_mistakes(task: str, fn: Callable, cases, same: Callable,
                                                    if not same(wrong, answer, args)]))
              for name, args, (answer, mistakes) in cases]
     try:
-        return run_check(task, fn, cases, judged)
+        run_check(task, fn, cases, judged)
     except CheckFailed as failure:
         if not diagnosis:
             raise

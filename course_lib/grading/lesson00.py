@@ -61,7 +61,7 @@ def _same_split(got, answer, args=None) -> bool:
     return _as_split(got) == (list(answer[0]), answer[1], answer[2])
 
 
-def check_split_sequence(fn) -> bool:
+def check_split_sequence(fn) -> None:
     """fn(sequence) -> (train items, valid item, test item); < 3 items raises ValueError."""
     rng = np.random.default_rng(0)
     seqs = [("three items: train is the first one", [4, 7, 9]),
@@ -99,7 +99,7 @@ def _rank_mistakes(scores: Tensor, target: int) -> list[tuple[str, int]]:
              "higher score is a better rank", 1 + int((others <= s).sum()))]
 
 
-def check_target_rank(fn) -> bool:
+def check_target_rank(fn) -> None:
     """fn(scores (I + 1,), target) -> 1-based rank, column 0 ignored, ties pessimistic."""
     cases = [("best item: rank 1, it does not compete with itself", (t([0.0, 0.9, 0.1, 0.5]), 1)),
              ("padding column ignored", (t([9.0, 0.2, 0.1, 0.5]), 1)),
@@ -133,7 +133,7 @@ def _rank_cases() -> list[tuple[str, tuple]]:
     return cases
 
 
-def check_hr_at_k(fn) -> bool:
+def check_hr_at_k(fn) -> None:
     """fn(ranks (B,), k) -> per-user HR@k (B,)."""
     cases = []
     for name, (ranks, k) in _rank_cases():
@@ -168,7 +168,7 @@ def _explain_ndcg(got, answer) -> str | None:
     return None
 
 
-def check_ndcg_at_k(fn) -> bool:
+def check_ndcg_at_k(fn) -> None:
     """fn(ranks (B,), k) -> per-user NDCG@k (B,) with one relevant item."""
     cases = []
     for name, (ranks, k) in _rank_cases():
@@ -252,7 +252,7 @@ def _explain_mask_history(got, answer) -> str | None:
     return "history items left unmasked: every item in the row's history gets -inf"
 
 
-def check_mask_history(fn) -> bool:
+def check_mask_history(fn) -> None:
     """fn(scores (B, I + 1), history (B, T) left-padded with 0) -> a copy of the scores with
     column 0 and each row's history items at -inf ("exclude seen", `metrics.mask_history`).
     Masking the history's padding 0 as if it were an item is fine: column 0 is masked anyway.
@@ -314,7 +314,7 @@ def _knn_hit_rates() -> dict[str, float]:
             "users": len(targets)}
 
 
-def check_hr_change_from_excluding_seen(fn) -> bool:
+def check_hr_change_from_excluding_seen(fn) -> None:
     """fn() -> item-kNN's test HR@10 with seen items excluded minus with repeats allowed, on
     the world WorldConfig(n_users=300, n_items=200, seed=1) (a number, about -0.27: half this
     world's test targets repeat a history item). The range is the library's own measurement
@@ -349,6 +349,6 @@ WHY_HR_DROPS = {
 }
 
 
-def check_why_hr_drops(fn) -> bool:
+def check_why_hr_drops(fn) -> None:
     """fn() -> the letter of the explanation of the HR@10 lost by excluding seen items."""
     return check_choice("why_hr_drops", fn, "a", WHY_HR_DROPS)

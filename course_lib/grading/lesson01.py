@@ -88,7 +88,7 @@ def _explain_mask(got, answer) -> str | None:
     return "a mask that hides keys a position may see (the real items s <= t, and itself)"
 
 
-def check_attention_mask(fn) -> bool:
+def check_attention_mask(fn) -> None:
     """fn(inputs (B, T) left-padded) -> (B, T, T) bool: key s visible to query t iff s <= t
     and (s is an item or s == t)."""
     cases = [("no padding", (t([[3, 1, 2]]),)),
@@ -130,7 +130,7 @@ def _bce_mistakes(hidden, embedding, targets, negatives) -> list[tuple[str, Tens
              -right[valid].mean())]
 
 
-def check_bce_loss(fn) -> bool:
+def check_bce_loss(fn) -> None:
     """fn(hidden, item_embedding, targets, negatives) -> scalar mean over target positions of
     -log s(F.M_pos) - sum_n log(1 - s(F.M_neg_n))."""
     zero = (torch.zeros(1, 2, 3, dtype=torch.float64), torch.ones(5, 3, dtype=torch.float64),
@@ -169,7 +169,7 @@ def _softmax_mistakes(hidden, embedding, targets) -> list[tuple[str, Tensor]]:
     return wrong
 
 
-def check_softmax_loss(fn) -> bool:
+def check_softmax_loss(fn) -> None:
     """fn(hidden, item_embedding, targets) -> scalar cross-entropy over items 1..I, mean over
     target positions."""
     zero = (torch.zeros(1, 2, 3, dtype=torch.float64), torch.ones(5, 3, dtype=torch.float64),
@@ -216,7 +216,7 @@ def _explain_scores(got, answer) -> str | None:
     return None
 
 
-def check_next_item_scores(fn) -> bool:
+def check_next_item_scores(fn) -> None:
     """fn(hidden (B, T, D), item_embedding (I + 1, D)) -> (B, I + 1) scores of the last
     position, column 0 = -inf."""
     hidden = t([[[9.0, 9.0], [1.0, 2.0]]], dtype=torch.float64)
@@ -262,7 +262,7 @@ def _initial_softmax_losses() -> tuple[float, ...]:
     return tuple(losses)
 
 
-def check_initial_softmax_loss(fn) -> bool:
+def check_initial_softmax_loss(fn) -> None:
     """fn() -> the full softmax loss of an untrained SASRec on the exercise's world (I = 200):
     the range is the library's loss over five initialisation seeds, widened by half their
     spread on each side."""
@@ -294,6 +294,6 @@ WHY_ABOVE_LOG_I = {
 }
 
 
-def check_why_above_log_i(fn) -> bool:
+def check_why_above_log_i(fn) -> None:
     """fn() -> the letter of the explanation of an untrained loss a little above log I."""
     return check_choice("why_above_log_i", fn, "a", WHY_ABOVE_LOG_I)

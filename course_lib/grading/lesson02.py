@@ -82,7 +82,7 @@ def _same_probe(got, answer, args=None) -> bool:
         return False
 
 
-def check_reparameterize(fn) -> bool:
+def check_reparameterize(fn) -> None:
     """fn(mu, logvar, eps) -> z = mu + exp(logvar / 2) * eps, differentiable in mu and logvar.
     The answer compared is (z, dz/dmu summed, dz/dlogvar summed) for an upstream gradient."""
     cases = [("standard normal: z = eps",
@@ -126,7 +126,7 @@ def _kl_mistakes(mu, logvar) -> list[tuple[str, Tensor]]:
              "shape", right.sum(-1))]
 
 
-def check_gaussian_kl(fn) -> bool:
+def check_gaussian_kl(fn) -> None:
     """fn(mu, logvar) -> KL(N(mu, exp(logvar)) || N(0, 1)) per dimension, mu's shape."""
     cases = [("the prior itself: KL = 0", (_t(0.0, 0.0), _t(0.0, 0.0))),
              ("mean 1, unit variance: KL = 1/2", (_t(1.0), _t(0.0))),
@@ -158,7 +158,7 @@ def _free_bits_mistakes(kl, lam) -> list[tuple[str, Tensor]]:
             ("the dimensions averaged instead of summed", torch.clamp(mean, min=lam).mean())]
 
 
-def check_free_bits(fn) -> bool:
+def check_free_bits(fn) -> None:
     """fn(kl_per_dim (B, J), free_bits) -> sum_j max(lambda, mean_b KL_bj), a scalar."""
     cases = [("all dimensions above the floor", (_t([1.0, 2.0], [3.0, 4.0]), 0.5)),
              ("every dimension below the floor: each costs lambda",
@@ -191,7 +191,7 @@ def _kl_weight_mistakes(step, anneal_steps) -> list[tuple[str, float]]:
              min(1.0, (step + 1) / anneal_steps))]
 
 
-def check_kl_weight(fn) -> bool:
+def check_kl_weight(fn) -> None:
     """fn(step, anneal_steps) -> linear KL weight min(1, step / anneal_steps); anneal_steps = 0
     means no annealing (weight 1); a negative step raises ValueError."""
     names = {(0, 100): "step 0: weight 0", (50, 100): "halfway: weight 1/2",
@@ -227,7 +227,7 @@ def _logvar_gradient_estimate() -> tuple[float, float]:
     return float(logvar.grad), float(per_sample.std() / math.sqrt(SAMPLES))
 
 
-def check_logvar_gradient(fn) -> bool:
+def check_logvar_gradient(fn) -> None:
     """fn() -> the Monte-Carlo estimate of d E[z^2] / d logvar at mu = 1, logvar = 0 through
     the learner's reparameterize (10,000 samples). E[z^2] = mu^2 + exp(logvar), so the
     gradient is exp(logvar) = 1; the range is the library's estimate on seeded noise plus or
@@ -254,6 +254,6 @@ WHY_GRADIENT_REACHES_LOGVAR = {
 }
 
 
-def check_why_gradient_reaches_logvar(fn) -> bool:
+def check_why_gradient_reaches_logvar(fn) -> None:
     """fn() -> the letter of the explanation of why a random sample carries a gradient."""
     return check_choice("why_gradient_reaches_logvar", fn, "a", WHY_GRADIENT_REACHES_LOGVAR)

@@ -86,7 +86,7 @@ def _explain_codes(got, answer) -> str | None:
     return None
 
 
-def check_nearest_codes(fn) -> bool:
+def check_nearest_codes(fn) -> None:
     """fn(x (N, D), codebook (K, D)) -> (N,) long, the index of the nearest code (squared
     Euclidean distance; ties go to the lowest index, as argmin gives)."""
     # Each hand case tells one mistake from the others (so the hint names the right one).
@@ -169,7 +169,7 @@ def _explain_parts(got, answer) -> str | None:
     return "the right value, but a wrong gradient at e"
 
 
-def check_straight_through(fn) -> bool:
+def check_straight_through(fn) -> None:
     """fn(z_e, e) -> z_q with the value of e and the gradient of z_e: dz_q/dz_e = I, no
     gradient to e."""
     mistakes = [("e itself, or z_e + (e - z_e) without the stop-gradient (the same thing): "
@@ -207,7 +207,7 @@ def _loss_mistakes(difference, swapped, moves: str, beta_why: str):
              lambda z_e, e: BETA * (difference(z_e, e) ** 2).mean())]
 
 
-def check_codebook_loss(fn) -> bool:
+def check_codebook_loss(fn) -> None:
     """fn(z_e, e) -> mean of (sg(z_e) - e)^2: the gradient reaches e only."""
     mistakes = _loss_mistakes(lambda z_e, e: z_e.detach() - e, vq.commitment_loss, "e",
                               "beta weights the commitment loss only")
@@ -216,7 +216,7 @@ def check_codebook_loss(fn) -> bool:
                                _same_value_and_gradients, explain=_explain_parts)
 
 
-def check_commitment_loss(fn) -> bool:
+def check_commitment_loss(fn) -> None:
     """fn(z_e, e) -> mean of (z_e - sg(e))^2: the gradient reaches z_e only (the VQ-VAE
     multiplies it by beta = 0.25 outside)."""
     mistakes = _loss_mistakes(lambda z_e, e: z_e - e.detach(), vq.codebook_loss, "z_e",
@@ -245,7 +245,7 @@ def gradient_ratio(codebook_loss, commitment_loss, x: Tensor, codebook: Tensor) 
     return (z_e.grad.norm() / e.grad.norm()).item()
 
 
-def check_measured_gradient_ratio(measure) -> bool:
+def check_measured_gradient_ratio(measure) -> None:
     """measure() -> ||grad z_e|| / ||grad e|| of codebook + 0.25 commitment on the exercise's
     data; right within 1% of the library's value (an identity: it is beta, up to rounding).
     A missing stop-gradient gives 1; beta on the wrong loss gives 4."""
@@ -273,6 +273,6 @@ WHY_GRADIENT_RATIO = {
 }
 
 
-def check_why_gradient_ratio(choose) -> bool:
+def check_why_gradient_ratio(choose) -> None:
     """choose() -> the letter of the explanation of the measured ratio (see WHY_GRADIENT_RATIO)."""
     return check_choice("why_gradient_ratio", choose, "a", WHY_GRADIENT_RATIO)

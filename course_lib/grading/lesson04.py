@@ -88,7 +88,7 @@ def _smoothing_mistakes(counts: Tensor, eps: float) -> list[tuple[str, Tensor]]:
             ("the counts unchanged: a code with count 0 must get a small positive count", counts)]
 
 
-def check_laplace_smoothing(fn) -> bool:
+def check_laplace_smoothing(fn) -> None:
     """fn(counts (K,), eps) -> (N_i + eps) / (n + K eps) * n with n = sum_i N_i, counts
     untouched."""
     cases = [("a zero count gets eps", (t([0.0, 4.0]), 0.5)),
@@ -155,7 +155,7 @@ def _explain_ema(got, answer) -> str | None:
     return f"wrong {' and '.join(wrong)}: compare them with the three update equations"
 
 
-def check_ema_update(fn) -> bool:
+def check_ema_update(fn) -> None:
     """fn(counts (K,), sums (K, D), x (N, D), codes (N,), decay, eps) -> (new counts, new sums,
     codebook = sums / Laplace-smoothed counts), inputs left untouched."""
     hand = (t([1.0, 1.0]), t([[0.0], [2.0]]), t([[0.5], [3.0], [5.0]]), torch.tensor([0, 1, 1]))
@@ -273,7 +273,7 @@ def _reset_mistakes(rule: ResetRule) -> list[tuple[str, object]]:
              all_replaced)]
 
 
-def check_reset_dead_codes(fn) -> bool:
+def check_reset_dead_codes(fn) -> None:
     """fn(codebook (K, D), counts (K,), x (N, D), threshold) -> (new codebook, dead mask):
     codes with count < threshold get a row of x, the others stay as they were; codebook
     untouched."""
@@ -337,7 +337,7 @@ def _explain_perplexity(got, answer) -> str | None:
     return None
 
 
-def check_perplexity(fn) -> bool:
+def check_perplexity(fn) -> None:
     """fn(codes (N,), n_codes) -> exp(-sum_k p_k log p_k) of the code usage (natural log)."""
     cases = [("two codes used unevenly: fewer than 2 effective codes",
               (torch.tensor([0, 0, 0, 1]), 2)),
@@ -389,7 +389,7 @@ def _shares_over_seeds(world: WorldConfig) -> tuple[float, ...]:
     return tuple(utilisation_after_ema(vq.ema_update, x, tiny_ball(seed)) for seed in SEEDS)
 
 
-def check_measured_utilisation(measure) -> bool:
+def check_measured_utilisation(measure) -> None:
     """measure() -> the share of the 64 codes in use after 20 EMA steps from the tiny ball (seed
     0) on the world's items. The range is what the library's own EMA gives from five initial
     balls (seeds 0-4), widened by one code either side."""
@@ -419,6 +419,6 @@ WHY_CODES_DIE = {
 }
 
 
-def check_why_codes_die(choose) -> bool:
+def check_why_codes_die(choose) -> None:
     """choose() -> the letter of the explanation of the measured share (see WHY_CODES_DIE)."""
     return check_choice("why_codes_die", choose, "a", WHY_CODES_DIE)

@@ -100,7 +100,7 @@ def _looks_like_residual_mistake(got, wrong, args) -> bool:
             and (wrong[1] is None or close(got[1], wrong[1])))
 
 
-def check_residual_quantize(fn) -> bool:
+def check_residual_quantize(fn) -> None:
     """fn(x (B, D), codebooks (L, K, D)) -> (codes (B, L) long, x_hat (B, D))."""
     f64 = torch.float64                          # hand cases print as written
     cases = [("the lesson's 1-D example", (t([[5.3]], dtype=f64),
@@ -149,7 +149,7 @@ def _suffix_mistakes(codes: Tensor) -> list[tuple[str, Tensor]]:
              "equal", collision_suffix(codes[:, :1]))]
 
 
-def check_collision_suffix(fn) -> bool:
+def check_collision_suffix(fn) -> None:
     """fn(codes (N, L)) -> (N,) long: 0, 1, 2, ... among items sharing a code tuple, in order."""
     cases = [("three items share one tuple", (t([[1, 2], [0, 0], [1, 2], [1, 2], [0, 1]]),)),
              ("the whole row must match, not the first code",
@@ -220,7 +220,7 @@ def _explain_entropy(got, answer) -> str | None:
     return None
 
 
-def check_level_entropy(fn) -> bool:
+def check_level_entropy(fn) -> None:
     """fn(codes (N, L), K) -> (L,) entropy in bits of each level's token distribution."""
     cases = [(name, args, (t(stats.level_stats(*args)["entropy_bits"].to_numpy()),
                            _entropy_mistakes(*args)))
@@ -253,7 +253,7 @@ def _gini_mistakes(codes: Tensor, k: int) -> list[tuple[str, Tensor]]:
              "the denominator was left out", 2 * right)]
 
 
-def check_level_gini(fn) -> bool:
+def check_level_gini(fn) -> None:
     """fn(codes (N, L), K) -> (L,) Gini coefficient of each level's K token counts."""
     cases = [(name, args, (t(stats.level_stats(*args)["gini"].to_numpy()), _gini_mistakes(*args)))
              for name, args in _level_cases()]
@@ -287,7 +287,7 @@ def _rates_over_seeds() -> tuple[float, ...]:
                        .double().mean()) for seed in SEEDS)
 
 
-def check_measured_collision_rate(measure) -> bool:
+def check_measured_collision_rate(measure) -> None:
     """measure() -> the share of the world's 300 items whose collision token is not 0 (the
     collision rate of their RQ-KMeans codes, K = 16, L = 3). The range is what the library's
     RQ-KMeans gives over five k-means seeds, widened by one standard error of a rate over 300
@@ -317,6 +317,6 @@ WHY_COLLISIONS = {
 }
 
 
-def check_why_collisions(choose) -> bool:
+def check_why_collisions(choose) -> None:
     """choose() -> the letter of the explanation of the measured rate (see WHY_COLLISIONS)."""
     return check_choice("why_collisions", choose, "a", WHY_COLLISIONS)

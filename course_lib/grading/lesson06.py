@@ -66,7 +66,7 @@ def _offset_mistakes(vocab_sizes) -> list[tuple[str, Tensor]]:
              "level d's own", 2 + sizes.cumsum(0))]
 
 
-def check_encode_ids(fn) -> bool:
+def check_encode_ids(fn) -> None:
     """fn(ids (..., M), vocab_sizes) -> tokens (..., M): level d's code c becomes token
     offset_d + c, offset_1 = 2 (after PAD 0 and BOS 1), offset_{d+1} = offset_d + V_d."""
     cases = []
@@ -76,7 +76,7 @@ def check_encode_ids(fn) -> bool:
     return run_naming_mistakes("encode_ids", fn, cases, same_values)
 
 
-def check_decode_tokens(fn) -> bool:
+def check_decode_tokens(fn) -> None:
     """fn(tokens (..., M), vocab_sizes) -> ids (..., M), the inverse of encode_ids; a token
     outside its position's range raises ValueError."""
     cases = []
@@ -134,7 +134,7 @@ def _explain_mask(got, answer) -> str | None:
     return "a mask that forbids tokens whose child is in the trie"
 
 
-def check_next_token_mask(fn) -> bool:
+def check_next_token_mask(fn) -> None:
     """fn(ids (N, M) the valid IDs, prefixes (B, d), vocab_size V_d) -> (B, V_d) bool: True
     where prefix + token is a prefix of some valid ID."""
     trie_ids = t([[0, 1, 0], [0, 3, 0], [2, 1, 0], [2, 1, 1]])
@@ -249,7 +249,7 @@ def _same_choice(got, wrong, args) -> bool:
             or close(scores, wrong[0]) or close(scores, wrong[0].log()))
 
 
-def check_beam_step(fn) -> bool:
+def check_beam_step(fn) -> None:
     """fn(log_probs (B, w), step_log_probs (B * w, V), beam) -> (log_probs (B, w'),
     parent (B, w'), token (B, w')), w' = min(beam, w * V), best first, scored by
     log p(prefix) + log p(token | prefix)."""
@@ -315,7 +315,7 @@ def _same_distribution(got, answer, args) -> bool:
             and bool((got - answer).abs().max() <= TOLERANCE))
 
 
-def check_sample_tokens(fn) -> bool:
+def check_sample_tokens(fn) -> None:
     """fn(logits (N, V), temperature, generator) -> (N,) tokens drawn from softmax(z / T).
     Graded by the frequencies of 4000 draws per row, within 0.04 of softmax(z / T)."""
     cases = [("T = 1 samples the model's own distribution", (t([[2.0, 1.0, 0.0, -1.0]]), 1.0)),
@@ -374,7 +374,7 @@ def _prefix_mistakes(table: Tensor, prefixes: Tensor):
     return wrong
 
 
-def check_items_with_prefix(fn) -> bool:
+def check_items_with_prefix(fn) -> None:
     """fn(table (I, M) the semantic IDs of items 1..I, prefixes (B, d)) -> B collections of
     item ids: every item whose ID starts with the prefix (any order)."""
     table = t([[1, 2, 0], [0, 0, 0], [1, 2, 1], [1, 0, 0], [0, 2, 0], [2, 2, 0]])
@@ -424,7 +424,7 @@ def _recall(found: list[set[int]], exact: list[set[int]]) -> float:
 
 
 def check_beam_recall(measure, next_token_logits, semantic_ids: SemanticIds,
-                      n_queries: int) -> bool:
+                      n_queries: int) -> None:
     """measure() -> the share of each query's BEAM = 10 most likely items (every valid ID scored
     by its log-probability) that beam search of width 10 returns, over the n_queries queries
     of the model `next_token_logits`. The measurement is deterministic: the range is the
@@ -447,7 +447,7 @@ def check_beam_recall(measure, next_token_logits, semantic_ids: SemanticIds,
                           "the share of the exact top 10 that beam search finds", hint)
 
 
-def check_why_beam_misses(choose) -> bool:
+def check_why_beam_misses(choose) -> None:
     """Why beam search misses some of the most likely items (the letter of the explanation)."""
     reasons = {
         "a": "no: the mask forbids only tokens that lead to no item, so every valid ID stays "

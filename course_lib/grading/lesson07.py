@@ -68,7 +68,7 @@ def _explain_square_mask(got, answer) -> str | None:
     return "a mask that hides events a query may see (real keys s <= t)"
 
 
-def check_attention_mask(fn) -> bool:
+def check_attention_mask(fn) -> None:
     """fn(real (B, T) bool, left-padded) -> (B, T, T) bool: query t sees key s iff s <= t
     and s is a real event; a padding query sees nothing."""
     cases = [("no padding: the lower triangle", (t([[True, True, True]]),)),
@@ -185,7 +185,7 @@ def _attention_inputs(gen, real: Tensor, heads: int, d: int, spread: float = 1.0
     return q, k, bias, hstu.attention_mask(real)
 
 
-def check_pointwise_weights(fn) -> bool:
+def check_pointwise_weights(fn) -> None:
     """fn(q (B, H, Sq, d), k (B, H, Sk, d), bias (B, 1, Sq, Sk), mask (B, Sq, Sk) bool,
     divisor) -> A = SiLU(Q K^T + rab) / n (x) Mask, (B, H, Sq, Sk). divisor is a number n
     (the padded length max_len + 1, the same for every query) or "length" (n = the number of
@@ -282,7 +282,7 @@ def _explain_buckets(got, answer) -> str | None:
     return None
 
 
-def check_time_buckets(fn) -> bool:
+def check_time_buckets(fn) -> None:
     """fn(dt long tensor of gaps in seconds, any shape) -> long tensor of the same shape:
     floor(ln(max(|dt|, 1)) / 0.301) clamped to [0, 128]."""
     gaps = t([[0, 10, 20, 35], [0, 0, 60, 86_460]])                       # left-padded stamps
@@ -370,7 +370,7 @@ def _event_times(gen, batch: int, length: int, real: Tensor | None = None):
     return timestamps, stamps[:, -1]
 
 
-def check_relative_bias(fn) -> bool:
+def check_relative_bias(fn) -> None:
     """fn(w_p (2N - 1,), w_t (129,), timestamps (B, T), request_times (B,)) -> rab (B, T, T),
     rab[b, t, j] = w_p[j - t + N - 1] + w_t[bucket(tau'_t - tau_j)] with tau'_t the next
     timestamp (timestamps[b, t + 1]; request_times[b] at the last position), T <= N."""
@@ -425,7 +425,7 @@ def _explain_labels(got, answer) -> str | None:
     return None
 
 
-def check_next_item_labels(fn) -> bool:
+def check_next_item_labels(fn) -> None:
     """fn(targets (B, T), target_actions (B, T) or None, positive_actions tuple) -> labels
     (B, T): the target where its action is one of positive_actions, else 0 (no label);
     without actions (None) every target is a label."""
@@ -511,7 +511,7 @@ def _explain_falcon(got, answer) -> str | None:
             "events s <= t)")
 
 
-def check_falcon_mask(fn) -> bool:
+def check_falcon_mask(fn) -> None:
     """fn(real (B, T) bool, n_candidates m) -> (B, T + m, T + m) bool: the history block is
     the causal mask (padding keys hidden), history rows never see a candidate, and each
     candidate sees every real history event and itself, no other candidate."""
@@ -540,7 +540,7 @@ def _buckets_of_pairs(batch: dict[str, Tensor]) -> Tensor:
     return hstu.time_buckets(asked[:, :, None] - timestamps[:, None, :])   # (B, T, T)
 
 
-def check_buckets_read(measure, batch: dict[str, Tensor]) -> bool:
+def check_buckets_read(measure, batch: dict[str, Tensor]) -> None:
     """measure() -> how many distinct time buckets (of the 129 scalars w_t) the pairs of `batch`
     that the causal mask lets through read (real query t, real key j <= t). Deterministic: the
     range is the library's count +- 0.5, so one bucket more or less fails."""
@@ -555,7 +555,7 @@ def check_buckets_read(measure, batch: dict[str, Tensor]) -> bool:
                           "the number of distinct time buckets the batch reads", hint)
 
 
-def check_why_few_buckets(choose) -> bool:
+def check_why_few_buckets(choose) -> None:
     """Why a batch reads only a minority of the 129 time scalars (the letter)."""
     reasons = {
         "a": "yes: the buckets are logarithmic, each a factor e^0.301 = 1.35 wider than the one "

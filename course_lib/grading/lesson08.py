@@ -98,7 +98,7 @@ def _random_head(gen: torch.Generator, d: int, n_outcomes: int):
     return table, mlp
 
 
-def check_outcome_query(fn) -> bool:
+def check_outcome_query(fn) -> None:
     """fn(hidden (..., D), outcome (...) ids 0..O, outcome_embedding nn.Embedding, mlp
     nn.Module (2D -> D)) -> unit queries (..., D): q = normalise(h + MLP([h ; E_c]))."""
     # A linear MLP([a ; b]) = (2 b_1, a_2 + 2 b_2), so that every mistake gives another answer.
@@ -218,7 +218,7 @@ def _engagements(gen, batch: int, length: int, n_items: int = 20):
     return items, times
 
 
-def check_future_window(fn) -> bool:
+def check_future_window(fn) -> None:
     """fn(items (B, L), times (B, L), window W, max_gap seconds or None) -> (B, L, W) long:
     row t holds items t+1 .. t+W; 0 after the end of the sequence, on padding positions
     (items 0) and where an item comes more than max_gap seconds after the first of them."""
@@ -326,7 +326,7 @@ def _clustered_queries(gen, n: int, d: int, spread: float) -> Tensor:
     return _unit(centres[which] + noise)
 
 
-def check_merge_near_duplicates(fn) -> bool:
+def check_merge_near_duplicates(fn) -> None:
     """fn(queries (Q, D) unit vectors, budgets list of Q ints, threshold) -> (kept, budgets):
     in order, a query whose cosine with a kept query is above the threshold (strictly) joins
     the first such kept query, its budget added; otherwise it is kept with its own budget."""
@@ -442,7 +442,7 @@ def _ranked_lists(gen, batch: int, n_queries: int, k: int, n_items: int = 8) -> 
     return lists
 
 
-def check_budgeted_merge(fn) -> bool:
+def check_budgeted_merge(fn) -> None:
     """fn(lists: Q ranked lists (B, k_q), budgets: Q ints) -> (B, sum of budgets) long: query
     q, in order, adds its first budgets[q] items not taken by the queries before it, 0 in a
     list skipped; a row whose lists run out ends in 0."""
@@ -475,7 +475,7 @@ def check_budgeted_merge(fn) -> bool:
 # --- task 5: predict, measure, interpret: positives per position ------------------------------
 
 def check_positives_per_position(measure, items: Tensor, times: Tensor, window: int,
-                                 max_gap: float | None) -> bool:
+                                 max_gap: float | None) -> None:
     """measure() -> the mean number of positives of a real position, the windows of the
     left-padded items, times (B, T + 1) without their last column (the newest engagement has
     nothing after it), averaged over the positions that hold an engagement. Deterministic: the
@@ -493,7 +493,7 @@ def check_positives_per_position(measure, items: Tensor, times: Tensor, window: 
                           "the mean number of positives of a real position", hint)
 
 
-def check_why_fewer_positives(choose) -> bool:
+def check_why_fewer_positives(choose) -> None:
     """Why a real position gets fewer than W positives on average (the letter)."""
     reasons = {
         "a": "no: you averaged over the real positions only; padding positions would pull the "

@@ -109,7 +109,7 @@ def _actions(gen, n):
     return [names[i] for i in torch.randint(0, 4, (n,), generator=gen).tolist()]
 
 
-def check_relevance_from_events(fn) -> bool:
+def check_relevance_from_events(fn) -> None:
     """fn(items, actions, n_items, alpha) -> (I + 1,) gains, the largest gain per item."""
     hand = [("a conversion is worth alpha", ([2], ["conversion"], 3, 3.0), [0.0, 0.0, 3.0, 0.0]),
             ("click then conversion of the same item",
@@ -203,7 +203,7 @@ def _graded_cases():
     return cases
 
 
-def check_weighted_ndcg_at_k(fn) -> bool:
+def check_weighted_ndcg_at_k(fn) -> None:
     """fn(scores (B, I + 1), relevance (B, I + 1), k) -> (B,) graded NDCG@k, column 0 ignored."""
     cases = [(name, args, (answer, _ndcg_mistakes(*args)))
              for name, args, answer in _graded_cases()]
@@ -243,7 +243,7 @@ def _reciprocal_rank_mistakes(scores, targets) -> list[tuple[str, Tensor]]:
              1 / lowest_first)]
 
 
-def check_reciprocal_rank(fn) -> bool:
+def check_reciprocal_rank(fn) -> None:
     """fn(scores (B, I + 1), targets (B,)) -> (B,) 1 / rank, ties counted against the target."""
     cases = [("best item", (t([[0.0, 0.9, 0.1, 0.3]]), t([1])), t([1.0])),
              ("padding column ignored", (t([[9.0, 0.2, 0.1, 0.5]]), t([1])), t([0.5])),
@@ -280,7 +280,7 @@ def _entropy_mistakes(topk, item_category) -> list[tuple[str, Tensor]]:
             ("the entropy without its minus sign: H = -sum p log2 p >= 0", -bits)]
 
 
-def check_entropy_at_k(fn) -> bool:
+def check_entropy_at_k(fn) -> None:
     """fn(topk (B, K), item_category (I + 1,)) -> (B,) entropy in bits of the categories."""
     cases = [("categories 3/1/1 of a top-5", (t([[1, 2, 3, 4, 5]]), t([0, 0, 0, 0, 1, 2])),
               t([0.6 * math.log2(5 / 3) + 0.4 * math.log2(5)])),              # 1.371 bits
@@ -312,7 +312,7 @@ def _bpr_mistakes(pos_scores, neg_scores) -> list[tuple[str, Tensor]]:
              terms.mean() / LN2)]
 
 
-def check_bpr_loss(fn) -> bool:
+def check_bpr_loss(fn) -> None:
     """fn(pos_scores (B,), neg_scores (B, N)) -> scalar mean of -ln sigma(s_pos - s_neg);
     finite for large score gaps."""
     cases = [("one pair", (t([2.0]), t([[0.5]])), t(-math.log(1 / (1 + math.exp(-1.5))))),
@@ -339,7 +339,7 @@ N_NEGATIVES = 100                  # the sampled ranking of SASRec's and many pa
 SPREAD = 4                         # the range: the expectation +- 4 standard deviations
 
 
-def expected_sampled_mrr(scores: Tensor, targets: Tensor, history: Tensor,
+def expected_sampled_mrr(scores: Tensor, targets: Tensor, history: Tensor | None,
                          n_negatives: int = N_NEGATIVES) -> tuple[float, float]:
     """The expected MRR (and its standard deviation over the draws) when each target is ranked
     against `n_negatives` items drawn uniformly without replacement from its pool: the sampled
@@ -347,7 +347,8 @@ def expected_sampled_mrr(scores: Tensor, targets: Tensor, history: Tensor,
     needs no sampling. The standard deviation is that of the mean over users of one draw each
     (users draw independently)."""
     p = metrics.sampled_rank_distribution(scores, targets, history, n_negatives)   # (B, n + 1)
-    repeated = metrics.repeated_targets(history, targets)                      # (B,) masked
+    repeated = (metrics.repeated_targets(history, targets) if history is not None
+                else torch.zeros_like(targets, dtype=torch.bool))              # (B,) masked
     pool = (metrics.mask_history(scores, history) > -math.inf).sum(dim=1) - (~repeated).long()
     if int(pool.min()) < n_negatives:
         raise ValueError(f"a user has only {int(pool.min())} items to sample from, fewer "
@@ -358,7 +359,7 @@ def expected_sampled_mrr(scores: Tensor, targets: Tensor, history: Tensor,
     return float(mean.mean()), float(variance.sum().sqrt() / len(mean))
 
 
-def check_sampled_mrr(measure, scores: Tensor, targets: Tensor, history: Tensor) -> bool:
+def check_sampled_mrr(measure, scores: Tensor, targets: Tensor, history: Tensor | None) -> None:
     """measure() -> the MRR of `scores` when each target is ranked against N_NEGATIVES = 100
     items drawn from its pool (one draw per user). Passes inside the expectation +- 4
     standard deviations of the draw (`expected_sampled_mrr`), whatever the random numbers."""
@@ -371,7 +372,7 @@ def check_sampled_mrr(measure, scores: Tensor, targets: Tensor, history: Tensor)
                           expected + SPREAD * spread, "the MRR with 100 sampled negatives", hint)
 
 
-def check_why_sampled_mrr_is_higher(choose) -> bool:
+def check_why_sampled_mrr_is_higher(choose) -> None:
     """Why the sampled MRR is higher than the full one (the letter of the explanation)."""
     reasons = {
         "a": "no: the sampled rank uses the same pessimistic rule; an item tied with the target "
