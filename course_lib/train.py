@@ -9,8 +9,8 @@ SASRec as well as the VAE, the VQ-VAE, the RQ-VAE and matrix factorisation:
     fit(vqvae, lambda epoch: shuffled_batches({"x": x}, 128, drop_last=True), steps=300,
         on_step=log)                              # no validation: keep the last weights
 
-Each epoch is one pass over `make_batches(epoch)` (a tqdm bar per epoch, showing the loss;
-with validation, a line per epoch with the mean loss and the metric). Per batch: the loss,
+Each epoch is one pass over `make_batches(epoch)` (one progress bar for the whole run, its note
+the latest loss and, with validation, the metric and the best so far). Per batch: the loss,
 its gradient, gradient clipping (`clip_grad_norm`), one optimizer step (Adam or AdamW), one
 step of the learning-rate `schedule`, then `on_step(step, model, loss)` for curves that need
 more than the epoch's mean loss (the KL trace of lesson 02, code usage in lessons 03-04).
@@ -63,6 +63,7 @@ import copy
 import math
 import numbers
 import os
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -172,6 +173,7 @@ class FitResult:
     best_metric: float = float("-inf")
     stopped_early: bool = False
     steps: int = 0                                            # optimizer steps taken
+    seconds: list[float] = field(default_factory=list)        # time since the start, per epoch
 
 
 def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
@@ -182,10 +184,16 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
         schedule: Callable[[int], float] | None = None,
         on_step: Callable[[int, torch.nn.Module, float], None] | None = None,
         patience: int = 3, checkpoint: str | Path | None = None, resume: bool = False,
-        device: torch.device | str | None = None, progress: bool = True) -> FitResult:
+        device: torch.device | str | None = None, progress: bool = True,
+        time_budget: float | None = None) -> FitResult:
     """Train `model` on the dict batches of `make_batches(epoch)` by `model.loss(batch)`.
 
     epochs / steps: stop after this many epochs / optimizer steps (at least one of the two).
+    time_budget: also stop once this many seconds of training have passed (mid-epoch; that
+      epoch is still validated), e.g. a laptop recipe's minutes; `result.seconds` has the time
+      at the end of every epoch, for curves of quality against minutes.
+    progress: one bar for the whole run (steps, or epochs), its note the epoch, the loss and
+      the validation metric; a widget in a notebook (the HTML book shows its last line).
     optimizer: "adam" (Kingma & Ba 2015) or "adamw" (decoupled weight decay, Loshchilov &
       Hutter 2019), with `betas` and `weight_decay` (an L2 term for Adam).
     clip_grad_norm: rescale the gradient to at most this global L2 norm before each step.
@@ -203,6 +211,10 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
     """
     _check_fit_arguments(model, epochs, steps, optimizer, clip_grad_norm, patience, checkpoint,
                          resume)
+    if time_budget is not None and not (isinstance(time_budget, (int, float))
+                                        and not isinstance(time_budget, bool) and time_budget > 0):
+        raise ValueError(f"time_budget must be a number of seconds > 0 (None: no limit), got "
+                         f"{time_budget!r}")
     settings = {"optimizer": optimizer, "lr": float(lr), "betas": [float(b) for b in betas],
                 "weight_decay": float(weight_decay)}
     device = torch.device(device) if device else next(model.parameters()).device
@@ -233,35 +245,44 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
             _LossOf(model), device_ids=[device.index] if device.type == "cuda" else None,
             find_unused_parameters=True)
 
-    epoch = start
-    while not _finished(result, epoch, epochs, steps):
+    epoch, started = start, time.perf_counter()
+    shown = started
+    bar = tqdm(total=steps if steps is not None else epochs, initial=result.steps if steps
+               is not None else start, unit="step" if steps is not None else "epoch",
+               desc=type(model).__name__, disable=not progress, dynamic_ncols=True)
+    while not _finished(result, epoch, epochs, steps, time_budget, started):
         model.train()
         losses = []
         batches = make_batches(epoch)
         if world > 1:
             batches = shard_batches(batches, rank, world,
                                     check=lambda group: _check_same_batches(group, device))
-        with tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress) as bar:
-            for batch in bar:
-                loss = train_step(_to_device(batch, device))
-                if not torch.isfinite(loss):
-                    raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}: lower the "
-                                             "learning rate or check the inputs for NaN")
-                optim.zero_grad(set_to_none=True)
-                loss.backward()
-                if clip_grad_norm is not None:
-                    torch.nn.utils.clip_grad_norm_(trainable, clip_grad_norm)
-                optim.step()
-                if scheduler is not None:
-                    scheduler.step()
-                result.steps += 1
-                losses.append(loss.item())
-                bar.set_postfix(loss=f"{losses[-1]:.4f}", refresh=False)
-                if on_step is not None:
-                    on_step(result.steps, model, losses[-1])
-                    model.train()
-                if steps is not None and result.steps >= steps:
-                    break
+        for batch in batches:
+            loss = train_step(_to_device(batch, device))
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at epoch {epoch}: lower the "
+                                         "learning rate or check the inputs for NaN")
+            optim.zero_grad(set_to_none=True)
+            loss.backward()
+            if clip_grad_norm is not None:
+                torch.nn.utils.clip_grad_norm_(trainable, clip_grad_norm)
+            optim.step()
+            if scheduler is not None:
+                scheduler.step()
+            result.steps += 1
+            losses.append(loss.item())
+            if steps is not None:
+                bar.update()
+            if time.perf_counter() - shown > 1.0:                        # redraw once a second
+                bar.set_postfix_str(_progress_note(epoch, losses[-1], result))
+                shown = time.perf_counter()
+            if on_step is not None:
+                on_step(result.steps, model, losses[-1])
+                model.train()
+            if steps is not None and result.steps >= steps:
+                break
+            if time_budget is not None and time.perf_counter() - started >= time_budget:
+                break
         if not losses:
             raise ValueError(f"epoch {epoch} yielded no batch: make_batches({epoch}) returned "
                              "nothing; check that the training data is not empty and that "
@@ -280,8 +301,10 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
                 best_state = copy.deepcopy(model.state_dict())
             elif epoch - result.best_epoch >= patience:
                 result.stopped_early = True
-            if progress:
-                tqdm.write(f"epoch {epoch}: loss {result.train_loss[-1]:.4f}  valid {metric:.4f}")
+        result.seconds.append(time.perf_counter() - started)
+        if steps is None:
+            bar.update()
+        bar.set_postfix_str(_progress_note(epoch, result.train_loss[-1], result))
         rng = _rng_states(world) if checkpoint is not None else None   # every rank takes part
         if checkpoint is not None and rank == 0:
             save_checkpoint(checkpoint, {
@@ -290,9 +313,20 @@ def fit(model: torch.nn.Module, make_batches: Callable[[int], Iterable[dict]],
                 "best_model": best_state, "epoch": epoch, "result": vars(result).copy(),
                 "settings": settings, "rng": rng})
         epoch += 1
+    bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     return result
+
+
+def _progress_note(epoch: int, loss: float, result: FitResult) -> str:
+    """The progress bar's note: the epoch, the latest loss and, with validation, the last
+    metric and the best one so far."""
+    note = f"epoch {epoch}, loss {loss:.4f}"
+    if result.valid_metric:
+        note += (f", valid {result.valid_metric[-1]:.4f} (best {result.best_metric:.4f} at "
+                 f"epoch {result.best_epoch})")
+    return note
 
 
 def _check_metric(metric: float, epoch: int) -> None:
@@ -428,9 +462,11 @@ def _from_rank_0(value: float, device: torch.device) -> float:
     return float(tensor)
 
 
-def _finished(result: FitResult, epoch: int, epochs: int | None, steps: int | None) -> bool:
+def _finished(result: FitResult, epoch: int, epochs: int | None, steps: int | None,
+              time_budget: float | None, started: float) -> bool:
     return (result.stopped_early or (epochs is not None and epoch >= epochs)
-            or (steps is not None and result.steps >= steps))
+            or (steps is not None and result.steps >= steps)
+            or (time_budget is not None and time.perf_counter() - started >= time_budget))
 
 
 def _to_device(batch, device: torch.device) -> dict:

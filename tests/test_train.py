@@ -2,6 +2,7 @@
 optimizers, schedules, the per-step callback, atomic checkpoints, exact resume), the one
 minibatch sampler, and evaluation of score-models and recommend-models."""
 import dataclasses
+import time
 
 import numpy as np
 import pytest
@@ -583,3 +584,21 @@ def test_no_model_input_carries_the_target_or_its_action():
 def test_bad_cutoffs_are_refused(split, ks):
     with pytest.raises(ValueError, match="ks must be cut-offs >= 1"):
         evaluate_model(LastItemModel(), split.evaluation("valid"), ks=ks)
+
+
+def test_a_time_budget_stops_training_and_every_epoch_records_its_time(split):
+    model = LastItemModel()
+    slow = lambda epoch: ({**b, "pause": time.sleep(0.05)} for b in make_batches(split)(epoch))  # noqa: E731
+    result = fit(model, slow, epochs=100, time_budget=0.3, progress=False)
+    assert 1 <= len(result.train_loss) < 100 and result.steps < 100 * 4
+    assert len(result.seconds) == len(result.train_loss)
+    assert all(a < b for a, b in zip(result.seconds, result.seconds[1:]))
+    assert 0.3 <= result.seconds[-1] < 2.0
+    with pytest.raises(ValueError, match="time_budget must be a number of seconds > 0"):
+        fit(model, make_batches(split), epochs=1, time_budget=0, progress=False)
+
+
+def test_the_progress_bar_is_one_bar_for_the_run_with_the_validation_metric(split, capsys):
+    fit(LastItemModel(), make_batches(split), validate=lambda m: 0.5, epochs=2, progress=True)
+    err = capsys.readouterr().err
+    assert "LastItemModel" in err and "2/2" in err and "valid 0.5000" in err
