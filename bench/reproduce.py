@@ -1,10 +1,19 @@
 """Reproduce the papers' tables: popularity, SASRec (BCE and softmax), HSTU, TIGER and PinRec on
 a real dataset under one protocol, printed beside the published numbers.
 
-    python bench/reproduce.py --dataset ml-1m --device cuda           # every model
-    python bench/reproduce.py --dataset amazon-beauty --models sasrec-bce,tiger
-    python bench/reproduce.py --sequences Beauty.txt --attributes Beauty_item2attributes.json
+    python bench/reproduce.py --dataset amazon-toys --json toys.json  # every model, laptop recipe
+    python bench/reproduce.py --dataset ml-1m --device cuda           # every model, paper sizes
+    python bench/reproduce.py --dataset amazon-beauty --models sasrec-bce,tiger --budget 20
+    python bench/reproduce.py --sequences Toys_and_Games.txt --attributes Toys_and_Games_item2attributes.json
     python bench/reproduce.py --dataset movielens --epochs 2 --json results.json   # a CPU smoke run
+
+Recipes. On a CPU the default is the laptop recipe: each model trains for at most
+LAPTOP_MINUTES minutes (`--budget`), validation included, with TIGER at a laptop size
+(TIGER_LAPTOP); on a GPU the paper recipe: the papers' sizes (TIGER_PAPER, SETTINGS) and no
+time limit (`--recipe` picks either). The table prints the best validation NDCG@10 each model
+had reached after 10, 20, 40 and 60 minutes, so the cost of quality is visible, and the test
+metrics of the epoch of best validation NDCG@10. A sequence file named like an Amazon category
+of the S3Rec preprocessing (Toys_and_Games.txt, ...) is compared with that category's numbers.
 
 Datasets: the names of `course_lib.data.datasets.load_dataset` (movielens = ml-latest-small,
 ml-1m, ml-20m, amazon-beauty, amazon-sports, amazon-toys), or your own sequence file (one
@@ -12,8 +21,10 @@ line per user, `user item item ...`, the S3Rec/RecBole layout) or interactions t
 an optional item-attributes JSON as TIGER's content.
 
 Protocol, the same for every model: leave-one-out (each user's last item is the test target,
-the one before it the validation target), full ranking over the whole catalogue with the
-user's history masked, HR@K (= Recall@K with one target) and NDCG@K on the TEST targets,
+the one before it the validation target), full ranking over the whole catalogue under the
+split's rule for seen items (excluded on MovieLens and Amazon, where no test target repeats
+its history; `train.protocol` prints it), HR@K (= Recall@K with one target; hits are items,
+never a partial match of TIGER's ID) and NDCG@K on the TEST targets,
 with the weights of the epoch of best validation NDCG@10 (early stopping after --patience
 epochs without gain; --epochs caps the run, e.g. for a CPU). One training loop
 (`train.fit`), one evaluation (`train.evaluate_model`); the models are built as lessons 01,
@@ -23,8 +34,12 @@ Where the published numbers come from, and what differs (read a gap with these i
 * ML-1M and ML-20M, SASRec and HSTU: the README of the HSTU reference code
   (facebookresearch/generative-recommenders), full ranking. That SASRec was trained with
   sampled softmax, so it is printed beside our full-softmax "sasrec-softmax". The README
-  reports the best TEST value seen during training (the repository has no validation split);
-  we choose the epoch on validation, which can only be lower or equal.
+  does not say which epoch its numbers come from; asked why last-epoch numbers came out
+  lower (the repository's issue #61), the maintainer answered to stop early on a validation
+  set. The reference code trains on each sequence minus its last item, so the second to
+  last, our validation target, is a training target there; we never train on it (targets
+  are all but the last two items; it is read as input for the test) and choose the epoch of
+  best validation NDCG@10 on it, so our models learn from one target fewer per user.
 * Amazon Beauty, Sports, Toys: the TIGER paper (Rajput et al. 2023, NeurIPS), its table of
   Recall@5/10 and NDCG@5/10; its SASRec rows are copied from earlier papers and used BCE, so
   they sit beside "sasrec-bce". TIGER there encodes item text with Sentence-T5 and an RQ-VAE
@@ -39,43 +54,46 @@ Where the published numbers come from, and what differs (read a gap with these i
   at window 1 (next-item retrieval), every event read as the one action "engaged".
 * The SASRec paper's own ML-1M numbers (HR@10 .8245, NDCG@10 .5905) rank the target among
   100 sampled negatives, not the full catalogue: a different protocol, not comparable here.
-The sizes follow each source's setting (SETTINGS); TIGER's follow the profile (the paper's
-in the full profile, small ones in the quick profile).
+* The S3Rec files keep same-day reviews in the order S3Rec wrote them (they carry no
+  timestamps to shuffle ties by); the official files are shuffled within a day.
+The sizes of SASRec, HSTU and PinRec follow each source's setting (SETTINGS); TIGER's follow
+the recipe.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import math
 import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
+import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:          # run as `python bench/reproduce.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
 from course_lib import get_device, get_profile, seed_everything  # noqa: E402
-from course_lib.data.datasets import Dataset, load_dataset, standardise  # noqa: E402
+from course_lib.data.datasets import AMAZON, Dataset, load_dataset, standardise  # noqa: E402
 from course_lib.data.sequences import next_item_batches, next_item_examples  # noqa: E402
 from course_lib.models.baselines import Popularity  # noqa: E402
 from course_lib.models.hstu import HSTU, HSTUConfig  # noqa: E402
 from course_lib.models.pinrec import PinRec, PinRecConfig, engagement_batches  # noqa: E402
 from course_lib.models.sasrec import SASRec, SASRecConfig  # noqa: E402
 from course_lib.models.tiger import TIGER, TIGERConfig  # noqa: E402
-from course_lib.quantize.kmeans import rq_kmeans  # noqa: E402
-from course_lib.quantize.residual import residual_quantize  # noqa: E402
+from course_lib.quantize.kmeans import rq_kmeans_ids  # noqa: E402
 from course_lib.quantize.semantic_ids import SemanticIds  # noqa: E402
-from course_lib.train import evaluate_model, fit, warmup_inverse_sqrt  # noqa: E402
+from course_lib.train import (constant_then_inverse_sqrt, evaluate_model, fit,  # noqa: E402
+                              protocol)
 
 MODELS = ("popularity", "sasrec-bce", "sasrec-softmax", "hstu", "tiger", "pinrec")
 CUTOFFS = (5, 10, 50, 200)             # TIGER, which ranks by beam search, reports 5 and 10
 
 HSTU_README = ("HSTU reference code README (facebookresearch/generative-recommenders), "
-               "full ranking, SASRec trained with sampled softmax")
+               "full ranking, SASRec trained with sampled softmax; the epoch is not stated "
+               "(issue #61: stop early on validation) and the validation item is trained on")
 TIGER_PAPER = ("TIGER paper (Rajput et al. 2023), Amazon results table; its SASRec row is "
                "copied from earlier papers (BCE)")
 # (dataset, model) -> published test metrics. Recall@K is HR@K with one target per user.
@@ -119,14 +137,46 @@ class Settings:
 SETTINGS = {
     # SASRec paper's and HSTU README's ML-1M setting.
     "movielens": Settings(max_len=200, d_model=50, n_blocks=2, n_heads=1, dropout=0.2),
-    # HSTU README's ML-20M setting (its dropout is not stated there: 0.2 as on ML-1M).
+    # The reference's ML-20M configs (configs/ml-20m/*-final.gin): d 256, 4 blocks x 4
+    # heads, dropout 0.2 (dropout_rate, and linear/ffn dropout 0.2).
     "ml-20m": Settings(max_len=200, d_model=256, n_blocks=4, n_heads=4, dropout=0.2),
     # Our choice for short Amazon histories (5-core: ~9 reviews per user): max_len 50, width
     # 64 and dropout 0.5 as the HSTU README's Amazon Books setting, 2 blocks x 1 head.
     "short": Settings(max_len=50, d_model=64, n_blocks=2, n_heads=1, dropout=0.5),
 }
-TIGER_BATCH, TIGER_LR, TIGER_WARMUP = 256, 1e-2, 10_000    # the paper's; warm-up as lesson 06
 ID_LEVELS, MAX_CODEBOOK = 3, 256                          # the paper's 3 levels x 256 codes
+
+
+@dataclass(frozen=True)
+class TigerRecipe:
+    """How TIGER trains: the model, AdamW's rate with the paper's schedule (constant for
+    `constant_steps`, then 1 / sqrt(step) decay: `train.constant_then_inverse_sqrt`), the
+    beam, and how many users validation reads."""
+
+    config: TIGERConfig
+    lr: float
+    constant_steps: int
+    beam: int
+    batch_size: int = 256
+    valid_users: int | None = None     # a fixed random sample of validation users; None: all
+
+
+# The paper's: 4 + 4 layers, d_model 128, 20 history items, user tokens, batch 256, lr 0.01
+# constant for 10k steps then inverse square root (it names no optimizer; AdamW is ours).
+TIGER_PAPER = TigerRecipe(TIGERConfig(), lr=1e-2, constant_steps=10_000, beam=20)
+# The laptop's (measured choices in the README's reproduction section): see LAPTOP_NOTES.
+TIGER_LAPTOP = TigerRecipe(
+    TIGERConfig(encoder_layers=2, decoder_layers=2, n_heads=4, d_head=32, d_model=128,
+                d_mlp=512, dropout=0.1, max_items=20, n_user_buckets=0),
+    lr=3e-3, constant_steps=2_000, beam=20, valid_users=2_000)
+LAPTOP_MINUTES = 60                    # each model's training budget on a CPU
+CURVE_MINUTES = (10, 20, 40, 60)       # validation NDCG@10 (best so far) at these minutes
+LAPTOP_NOTES = (
+    "laptop recipe (CPU): every model trains for at most LAPTOP_MINUTES minutes of wall time "
+    "(validation included) and keeps its epoch of best validation NDCG@10; SASRec, HSTU and "
+    "PinRec at the short-sequence sizes (max_len 50, d 64, 2 blocks); TIGER smaller than the "
+    "paper's (2 + 2 layers, d_model 128, no user token), batches of similar history length, "
+    "validated on 2,000 fixed users with a beam of 20")
 # PinRec's sampled softmax over cosines learns slowly at SASRec's 1e-3: on ml-latest-small
 # (length 50, 60 epochs) test NDCG@10 was .0010 at 1e-3, .0233 at 3e-3 and .0318 at 1e-2.
 PINREC_LR = 1e-2
@@ -142,8 +192,21 @@ def settings_for(dataset: str) -> Settings:
 
 # --- the models ------------------------------------------------------------------------------
 
-def train_sequence_model(model, data: Dataset, settings: Settings, epochs: int, patience: int,
-                         device, n_negatives: int, timestamps: bool = False, **optimizer):
+@dataclass(frozen=True)
+class Run:
+    """What every model trains under: the epoch cap, patience, time budget (seconds, None: no
+    limit), device, seed and the TIGER recipe."""
+
+    epochs: int
+    patience: int
+    budget: float | None
+    device: object
+    tiger: TigerRecipe
+    seed: int = 0
+
+
+def train_sequence_model(model, data: Dataset, settings: Settings, run: Run, n_negatives: int,
+                         timestamps: bool = False, **optimizer):
     """SASRec or HSTU through `train.fit`, best validation NDCG@10 kept; `optimizer`: fit's
     optimizer settings (default Adam)."""
     split = data.split
@@ -152,24 +215,24 @@ def train_sequence_model(model, data: Dataset, settings: Settings, epochs: int, 
     result = fit(model, lambda epoch: next_item_batches(
         split.train, data.n_items, settings.max_len, settings.batch_size, n_negatives,
         seed=epoch, timestamps=times),
-        validate=lambda m: evaluate_model(m, valid, ks=(10,), device=device)["NDCG@10"],
-        epochs=epochs, patience=patience, lr=settings.lr, device=device, progress=False,
-        **optimizer)
+        validate=lambda m: evaluate_model(m, valid, ks=(10,), device=run.device)["NDCG@10"],
+        epochs=run.epochs, patience=run.patience, lr=settings.lr, device=run.device,
+        time_budget=run.budget, **optimizer)
     return model, result
 
 
 def sasrec(loss_type: str):
-    def build_and_train(data, settings, epochs, patience, device, profile):
+    def build_and_train(data, settings, run):
         model = SASRec(SASRecConfig(data.n_items, max_len=settings.max_len,
                                     d_model=settings.d_model, n_blocks=settings.n_blocks,
                                     n_heads=settings.n_heads, dropout=settings.dropout,
                                     loss_type=loss_type))
         negatives = 1 if loss_type == "bce" else 0      # one uniform negative, as the paper
-        return train_sequence_model(model, data, settings, epochs, patience, device, negatives)
+        return train_sequence_model(model, data, settings, run, negatives)
     return build_and_train
 
 
-def hstu(data, settings, epochs, patience, device, profile):
+def hstu(data, settings, run):
     """Item-only HSTU as the public retrieval runs (ratings ignored), with the time part of
     the relative bias where the data has real timestamps; AdamW with betas (0.9, 0.98) and no
     weight decay, as the reference."""
@@ -177,39 +240,57 @@ def hstu(data, settings, epochs, patience, device, profile):
                             n_blocks=settings.n_blocks, n_heads=settings.n_heads,
                             dropout=settings.dropout, use_actions=False,
                             use_time_bias=data.has_timestamps))
-    return train_sequence_model(model, data, settings, epochs, patience, device,
-                                settings.negatives, timestamps=data.has_timestamps,
-                                optimizer="adamw", betas=(0.9, 0.98))
+    return train_sequence_model(model, data, settings, run, settings.negatives,
+                                timestamps=data.has_timestamps, optimizer="adamw",
+                                betas=(0.9, 0.98))
 
 
 def semantic_ids(data: Dataset, seed: int) -> SemanticIds:
-    """RQ-KMeans semantic IDs of every item (lesson 06): k-means fitted on the content of the
-    items the training sequences hold, 3 levels of K codes, K = 256 or less for small
-    catalogues, plus the collision token."""
+    """RQ-KMeans semantic IDs of every item (lesson 06): the standardised content (features
+    that vary), codebooks fitted on the items the training sequences hold, 3 levels of at most
+    256 codes, plus the collision token (`kmeans.rq_kmeans_ids`)."""
     content = data.content[1:]                                              # (I, X)
     x = standardise(content[:, content.std(axis=0) > 1e-6])   # a constant feature says nothing
     seen = Popularity(data.split.train, data.n_items).counts[1:] > 0        # (I,)
-    codebook = min(MAX_CODEBOOK, 2 ** int(math.log2(max(2, int(seen.sum()) // 4))))
-    fitted = rq_kmeans(x[seen], n_levels=ID_LEVELS, codebook_size=codebook, seed=seed)
-    codes = residual_quantize(x, fitted.codebooks).codes                    # (I, L)
-    return SemanticIds.from_codes(codes, [codebook] * ID_LEVELS)
+    return rq_kmeans_ids(x, seen, n_levels=ID_LEVELS, max_codebook=MAX_CODEBOOK, seed=seed)
 
 
-def tiger(data, settings, epochs, patience, device, profile):
-    """TIGER as lesson 06 trains it: AdamW, lr 0.01 with inverse-square-root decay after a
-    warm-up, batches of 256 (history, next item) examples."""
-    ids = semantic_ids(data, seed=0)
-    config = TIGERConfig(**profile.tiger)
-    model = TIGER(ids, config)
+def tiger(data, settings, run):
+    """TIGER as lesson 06 trains it, with the run's recipe: AdamW, the paper's schedule
+    (constant, then inverse square root), (history, next item) examples in batches of similar
+    history length, validated by beam search on the recipe's users."""
+    recipe = run.tiger
+    model = TIGER(semantic_ids(data, seed=run.seed), recipe.config)
     split, valid = data.split, data.split.evaluation("valid")
-    n_examples = sum(max(len(s) - 1, 0) for s in split.train.values())
-    warmup = max(1, min(TIGER_WARMUP, epochs * math.ceil(n_examples / TIGER_BATCH) // 4))
-    result = fit(model, lambda epoch: next_item_examples(split.train, config.max_items,
-                                                         TIGER_BATCH, seed=epoch),
-                 validate=lambda m: evaluate_model(m, valid, ks=(10,), device=device)["NDCG@10"],
-                 epochs=epochs, patience=patience, lr=TIGER_LR, optimizer="adamw",
-                 schedule=warmup_inverse_sqrt(warmup), device=device, progress=False)
-    return model, result
+    if recipe.valid_users is not None and recipe.valid_users < len(valid.targets):
+        valid = valid.subset(torch.randperm(len(valid.targets), generator=torch.Generator()
+                                            .manual_seed(run.seed))[:recipe.valid_users])
+    beam = Beam(model, recipe.beam)
+    result = fit(model, lambda epoch: next_item_examples(split.train, recipe.config.max_items,
+                                                         recipe.batch_size, seed=epoch,
+                                                         by_length=True),
+                 validate=lambda m: evaluate_model(beam, valid, ks=(10,),
+                                                   device=run.device)["NDCG@10"],
+                 epochs=run.epochs, patience=run.patience, lr=recipe.lr, optimizer="adamw",
+                 schedule=constant_then_inverse_sqrt(recipe.constant_steps), device=run.device,
+                 time_budget=run.budget)
+    return beam, result
+
+
+class Beam:
+    """TIGER's recommend with the recipe's beam width, as `evaluate_model` calls it."""
+
+    def __init__(self, model: TIGER, beam: int):
+        self.model, self.beam, self.n_items = model, beam, model.n_items
+
+    def eval(self):
+        self.model.eval()
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def recommend(self, batch: dict, k: int, exclude_history: bool = True):
+        return self.model.recommend(batch, k, max(self.beam, k), exclude_history=exclude_history)
 
 
 class Engaged:
@@ -226,7 +307,7 @@ class Engaged:
         return self.model.scores({**batch, "actions": (batch["history"] > 0).long()})
 
 
-def pinrec(data, settings, epochs, patience, device, profile):
+def pinrec(data, settings, run):
     """PinRec as lesson 08 trains it, with the unconditioned head at window 1: cosine scores,
     a sampled softmax over in-batch and uniform negatives with the log-q correction, Adam at
     lr 1e-2."""
@@ -243,12 +324,13 @@ def pinrec(data, settings, epochs, patience, device, profile):
     result = fit(model, lambda epoch: engagement_batches(split, settings.max_len,
                                                          settings.batch_size, seed=epoch),
                  validate=lambda m: evaluate_model(Engaged(m), valid, ks=(10,),
-                                                   device=device)["NDCG@10"],
-                 epochs=epochs, patience=patience, lr=PINREC_LR, device=device, progress=False)
+                                                   device=run.device)["NDCG@10"],
+                 epochs=run.epochs, patience=run.patience, lr=PINREC_LR, device=run.device,
+                 time_budget=run.budget)
     return Engaged(model), result
 
 
-def popularity(data, settings, epochs, patience, device, profile):
+def popularity(data, settings, run):
     return Popularity(data.split.train, data.n_items), None
 
 
@@ -269,8 +351,14 @@ def parse_args(argv=None) -> argparse.Namespace:
                                              "--sequences): TIGER's content")
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated, from {','.join(MODELS)}")
-    parser.add_argument("--epochs", type=int, help="cap on epochs per model (default: the "
-                                                   "profile's)")
+    parser.add_argument("--recipe", choices=("laptop", "paper"),
+                        help="laptop: LAPTOP_MINUTES per model, TIGER at laptop size; paper: "
+                             "the papers' sizes, no time limit (default: laptop on a CPU, "
+                             "paper on a GPU)")
+    parser.add_argument("--budget", type=float, help="minutes of training per model (default: "
+                                                     "LAPTOP_MINUTES with the laptop recipe)")
+    parser.add_argument("--epochs", type=int, help="cap on epochs per model (default: 1000 "
+                                                   "with the laptop recipe, else the profile's)")
     parser.add_argument("--patience", type=int, default=10,
                         help="epochs without validation gain before stopping (default 10)")
     parser.add_argument("--max-len", type=int, help="override the dataset's max_len")
@@ -291,6 +379,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         value = getattr(args, name)
         if value is not None and value < 1:
             parser.error(f"--{name.replace('_', '-')} must be >= 1, got {value}")
+    if args.budget is not None and args.budget <= 0:
+        parser.error(f"--budget must be > 0 minutes, got {args.budget}")
     args.models = models
     return args
 
@@ -299,7 +389,8 @@ def load(args, profile) -> tuple[Dataset, str]:
     if args.sequences:
         data = load_dataset(args.sequences, profile, attributes=args.attributes,
                             seed=args.seed)
-        return data, data.name
+        s3rec = {category: name for name, category in AMAZON.items()}   # Toys_and_Games.txt
+        return data, s3rec.get(Path(args.sequences).stem, data.name)
     data = load_dataset(args.dataset, profile, seed=args.seed)
     if data.name != args.dataset:          # "movielens" falls back to the world when absent
         raise SystemExit(f"{args.dataset} could not be read (see above); reproduce.py runs on "
@@ -307,34 +398,50 @@ def load(args, profile) -> tuple[Dataset, str]:
     return data, data.name
 
 
-def run_model(name, data, dataset, settings, epochs, args, device, profile) -> dict:
-    seed_everything(args.seed)
+def run_model(name, data, dataset, settings, run: Run) -> dict:
+    seed_everything(run.seed)
     start = time.perf_counter()
-    model, result = TRAINERS[name](data, settings, epochs, args.patience, device, profile)
+    model, result = TRAINERS[name](data, settings, run)
     seconds = time.perf_counter() - start
     cutoffs = (5, 10) if name == "tiger" else CUTOFFS
     ks = tuple(k for k in cutoffs if k <= data.n_items)
-    metrics = evaluate_model(model, data.split.evaluation("test"), ks=ks, device=device)
+    metrics = evaluate_model(model, data.split.evaluation("test"), ks=ks, device=run.device)
     published = PUBLISHED.get((dataset, name), {})
     return {"model": name, "dataset": dataset, "split": "test", **metrics,
             "best_epoch": None if result is None else result.best_epoch,
             "epochs_run": None if result is None else len(result.train_loss),
-            "train_seconds": round(seconds, 1),
+            "train_seconds": round(seconds, 1), "valid_curve": curve(result),
             "published": published, "source": SOURCES.get(dataset) if published else None}
 
 
+def curve(result) -> dict[str, float] | None:
+    """The best validation NDCG@10 reached within each of CURVE_MINUTES ({"10": ..., ...}),
+    from the time fit recorded at the end of every epoch; None without training."""
+    if result is None or not result.valid_metric:
+        return None
+    reached = {}
+    for minutes in CURVE_MINUTES:
+        within = [m for m, s in zip(result.valid_metric, result.seconds) if s <= 60 * minutes]
+        if within:
+            reached[str(minutes)] = max(within)
+    return reached
+
+
 def table(rows: list[dict]) -> str:
-    """A Markdown table: ours beside the published value of each metric the source gives."""
-    lines = ["| model | HR@10 | NDCG@10 | HR@5 | NDCG@5 | published HR@10 | published NDCG@10 "
-             "| best epoch / run | train (s) |", "|---|" + "---:|" * 8]
+    """A Markdown table: ours beside the published value of each metric the source gives, the
+    validation curve against minutes, and the minutes trained."""
+    marks = " | ".join(f"valid N@10 @{m} min" for m in CURVE_MINUTES)
+    lines = [f"| model | R@5 | R@10 | N@5 | N@10 | published R@10 | published N@10 | {marks} "
+             "| best epoch / run | minutes |", "|---|" + "---:|" * (8 + len(CURVE_MINUTES))]
     show = lambda v: "" if v is None else f"{v:.4f}"                        # noqa: E731
     for r in rows:
-        p = r["published"]
+        p, points = r["published"], r.get("valid_curve") or {}
         epochs = "" if r["best_epoch"] is None else f"{r['best_epoch']} / {r['epochs_run']}"
-        lines.append(f"| {r['model']} | {show(r.get('HR@10'))} | {show(r.get('NDCG@10'))} | "
-                     f"{show(r.get('HR@5'))} | {show(r.get('NDCG@5'))} | "
-                     f"{show(p.get('HR@10'))} | {show(p.get('NDCG@10'))} | {epochs} | "
-                     f"{r['train_seconds']:.1f} |")
+        reached = " | ".join(show(points.get(str(m))) for m in CURVE_MINUTES)
+        lines.append(f"| {r['model']} | {show(r.get('HR@5'))} | {show(r.get('HR@10'))} | "
+                     f"{show(r.get('NDCG@5'))} | {show(r.get('NDCG@10'))} | "
+                     f"{show(p.get('HR@10'))} | {show(p.get('NDCG@10'))} | {reached} | "
+                     f"{epochs} | {r['train_seconds'] / 60:.1f} |")
     return "\n".join(lines)
 
 
@@ -343,24 +450,32 @@ def main(argv=None) -> list[dict]:
     profile = get_profile(args.profile)
     device = get_device(args.device)
     data, dataset = load(args, profile)
+    recipe = args.recipe or ("laptop" if device.type == "cpu" else "paper")
     settings = settings_for(dataset)
     settings = replace(settings, max_len=args.max_len or settings.max_len,
                        d_model=args.d_model or settings.d_model)
-    epochs = args.epochs or profile.epochs
+    minutes = args.budget or (LAPTOP_MINUTES if recipe == "laptop" else None)
+    run = Run(epochs=args.epochs or (1000 if recipe == "laptop" else profile.epochs),
+              patience=args.patience, budget=None if minutes is None else 60 * minutes,
+              device=device, tiger=TIGER_LAPTOP if recipe == "laptop" else TIGER_PAPER,
+              seed=args.seed)
     lengths = np.array([len(s) + 2 for s in data.split.train.values()])
     print(f"{dataset}: {len(lengths):,} users, {data.n_items:,} items, {lengths.sum():,} "
           f"interactions (mean {lengths.mean():.1f} per user, {data.split.n_dropped} users "
-          f"with < 3 dropped); device {device}, profile {profile.name}, at most {epochs} "
-          f"epochs, patience {args.patience}")
-    print(f"settings: {settings}; TIGER: {TIGERConfig(**profile.tiger)}, lr {TIGER_LR}; "
-          f"PinRec: lr {PINREC_LR}")
+          f"with < 3 dropped); device {device}, {recipe} recipe, at most {run.epochs} epochs"
+          + (f" and {minutes:g} minutes" if minutes else "") + f" per model, patience "
+          f"{run.patience}")
+    print(f"settings: {settings}; TIGER: {run.tiger}; PinRec: lr {PINREC_LR}")
+    if recipe == "laptop":
+        print(LAPTOP_NOTES)
     rows = []
     for name in args.models:
-        rows.append(run_model(name, data, dataset, settings, epochs, args, device, profile))
+        rows.append(run_model(name, data, dataset, settings, run))
         print(f"  {name}: HR@10 {rows[-1].get('HR@10', float('nan')):.4f}, NDCG@10 "
               f"{rows[-1].get('NDCG@10', float('nan')):.4f} ({rows[-1]['train_seconds']:.0f} s)",
               flush=True)
-    print(f"\ntest split, full ranking, history masked; best epoch on validation NDCG@10\n")
+    print(f"\ntest split; {protocol(data.split.evaluation('test'))}; best epoch on validation "
+          "NDCG@10; R@K = HR@K with one target per user\n")
     print(table(rows))
     sources = sorted({r["source"] for r in rows if r["source"]})
     for source in sources:

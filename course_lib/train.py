@@ -82,9 +82,19 @@ OPTIMIZERS = ("adam", "adamw")
 
 # --- batches ---------------------------------------------------------------------------------
 
+BUCKET_BATCHES = 50      # rows sorted by length within windows of this many batches
+
+
 def shuffled_batches(tensors: dict[str, Tensor], batch_size: int, *, seed: int | None = None,
-                     drop_last: bool = False) -> Iterator[dict[str, Tensor]]:
+                     drop_last: bool = False, lengths: Tensor | None = None
+                     ) -> Iterator[dict[str, Tensor]]:
     """One epoch of minibatches of the rows of `tensors`, in a random order.
+
+    lengths (N,): each row's length (e.g. its number of history items). With it, rows of
+    similar length share a batch: the shuffled rows are sorted by length within windows of
+    BUCKET_BATCHES batches, cut into batches, and the batches are shuffled, so a model that
+    trims padding (TIGER's encoder) computes over far fewer padded positions; the rows are
+    still a permutation, every row once an epoch.
 
     Every tensor in `tensors` has the same first dimension N (rows: items, sequences,
     (user, item) pairs); a batch is the dict with the same keys and `batch_size` rows of each
@@ -111,14 +121,23 @@ def shuffled_batches(tensors: dict[str, Tensor], batch_size: int, *, seed: int |
     if drop_last and n_rows < batch_size:
         raise ValueError(f"drop_last=True with batch_size {batch_size} > {n_rows} rows leaves no "
                          "batch; lower batch_size or pass drop_last=False")
-    return _shuffled_batches(tensors, n_rows, batch_size, seed, drop_last)
+    if lengths is not None and (not torch.is_tensor(lengths) or lengths.shape != (n_rows,)):
+        raise ValueError(f"lengths must be a tensor (N,) = ({n_rows},), one length per row, got "
+                         f"{getattr(lengths, 'shape', type(lengths).__name__)}")
+    return _shuffled_batches(tensors, n_rows, batch_size, seed, drop_last, lengths)
 
 
-def _shuffled_batches(tensors, n_rows, batch_size, seed, drop_last):
+def _shuffled_batches(tensors, n_rows, batch_size, seed, drop_last, lengths):
     generator = None if seed is None else torch.Generator().manual_seed(seed)
     order = torch.randperm(n_rows, generator=generator)                    # (N,) on the CPU
     stop = n_rows - n_rows % batch_size if drop_last else n_rows
-    for start in range(0, stop, batch_size):
+    starts = torch.arange(0, stop, batch_size)
+    if lengths is not None:
+        window = batch_size * BUCKET_BATCHES
+        order = torch.cat([chunk[torch.sort(lengths.cpu()[chunk], stable=True).indices]
+                           for chunk in order.split(window)])              # similar lengths
+        starts = starts[torch.randperm(len(starts), generator=generator)]  # batches shuffled
+    for start in starts.tolist():
         rows = order[start:start + batch_size]                              # (B,)
         yield {name: value[rows.to(value.device)] for name, value in tensors.items()}
 

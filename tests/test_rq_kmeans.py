@@ -217,3 +217,17 @@ def test_kmeans_runs_on_cuda():
     x = blobs(n=100, d=3).cuda()
     centres, labels = kmeans(x, 5, seed=0)
     assert centres.device.type == "cuda" and labels.device.type == "cuda"
+
+
+def test_rq_kmeans_ids_fit_on_some_rows_and_code_every_row():
+    from course_lib.quantize.kmeans import rq_kmeans_ids
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(200, 6, generator=gen)
+    fit_on = torch.arange(200) < 150                       # the last 50 rows are new items
+    ids = rq_kmeans_ids(x, fit_on, n_levels=2, max_codebook=16, seed=0)
+    assert ids.n_items == 200 and ids.vocab_sizes[:2] == (16, 16)      # 2^floor(log2(150/4)) = 32 > 16
+    again = rq_kmeans_ids(x, fit_on, n_levels=2, max_codebook=16, seed=0)
+    assert torch.equal(ids.table, again.table)
+    assert rq_kmeans_ids(x[:40], n_levels=2).vocab_sizes[0] == 8        # 40 / 4 = 10 -> 8
+    with pytest.raises(ValueError, match="fit_on must be a bool tensor"):
+        rq_kmeans_ids(x, torch.ones(10, dtype=torch.bool))

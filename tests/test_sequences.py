@@ -214,3 +214,34 @@ def test_an_evaluation_set_says_what_its_convention_masks():
     excluded = leave_one_out(seqs, 4).evaluation("test")
     assert torch.equal(excluded.excluded, excluded.history)
     assert leave_one_out(seqs, 4, seen="allow").evaluation("test").excluded is None
+
+
+def test_examples_by_length_are_the_same_examples_with_less_padding_per_batch():
+    rng = np.random.default_rng(3)
+    train = {u: rng.integers(1, 40, rng.integers(2, 25)) for u in range(1, 200)}
+
+    def rows_and_padding(**kwargs):
+        batches = list(next_item_examples(train, 20, batch_size=16, seed=1, **kwargs))
+        rows = sorted(zip(torch.cat([b["users"] for b in batches]).tolist(),
+                          torch.cat([b["targets"] for b in batches]).tolist(),
+                          map(tuple, torch.cat([b["history"] for b in batches]).tolist())))
+        width = sum(int((b["history"] > 0).any(0).sum()) * len(b["users"]) for b in batches)
+        return rows, width                      # the examples; the columns a model computes
+    plain, plain_width = rows_and_padding()
+    bucketed, bucketed_width = rows_and_padding(by_length=True)
+    assert bucketed == plain                                         # every example, once
+    assert bucketed_width < 0.7 * plain_width
+    again, _ = rows_and_padding(by_length=True)
+    assert again == bucketed
+
+
+def test_a_subset_of_an_evaluation_set_keeps_its_rows_aligned_and_its_convention():
+    frame, keep = _events_frame(), ("click", "like", "conversion")
+    split = leave_one_out(user_sequences(frame, actions=keep), 9, seen="allow",
+                          actions=user_events(frame, "action", actions=keep),
+                          timestamps=user_events(frame, "timestamp", actions=keep))
+    test = split.evaluation("test")
+    one = test.subset(torch.tensor([1]))
+    assert one.seen == "allow" and one.n_items == 9 and len(one.targets) == 1
+    for name in ("users", "history", "targets", "actions", "timestamps", "target_timestamps"):
+        assert torch.equal(getattr(one, name)[0], getattr(test, name)[1]), name

@@ -8,6 +8,7 @@ Shapes: B users in a batch, T positions, N negatives per position.
 """
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -92,6 +93,15 @@ class EvalSet:
     # and times, and the time of the request itself (HSTU's time bias reads it). Never the
     # target, nor what the user will do with it (`target_actions`, kept for the metrics).
     MODEL_INPUTS = ("users", "history", "actions", "timestamps", "target_timestamps")
+
+    def subset(self, rows: torch.Tensor) -> "EvalSet":
+        """The same set for some users only: rows (R,) indices into the users, e.g. a fixed
+        random sample to validate on when scoring every user is slow (TIGER's beam search)."""
+        rows = torch.as_tensor(rows, dtype=torch.long)
+        return dataclasses.replace(self, **{
+            name: getattr(self, name)[rows] for name in
+            ("users", "history", "targets", "actions", "timestamps", "target_actions",
+             "target_timestamps") if getattr(self, name) is not None})
 
     @property
     def excluded(self) -> torch.Tensor | None:
@@ -321,7 +331,7 @@ def next_item_batches(train: dict[int, np.ndarray], n_items: int, max_len: int,
 
 
 def next_item_examples(train: dict[int, np.ndarray], max_len: int, batch_size: int,
-                       seed: int = 0, last: int | None = None
+                       seed: int = 0, last: int | None = None, by_length: bool = False
                        ) -> Iterator[dict[str, torch.Tensor]]:
     """Shuffled (history, next item) pairs, one row per target: for models that read a
     history and predict ONE item (TIGER's encoder-decoder), where `next_item_batches` gives
@@ -333,6 +343,9 @@ def next_item_examples(train: dict[int, np.ndarray], max_len: int, batch_size: i
     seed fixes the order, so an epoch is repeatable (`seed=epoch` in `train.fit`).
 
     Each batch: users (B,), history (B, max_len) item ids with 0 = padding, targets (B,).
+    by_length=True puts histories of similar length in one batch (`shuffled_batches`'
+    `lengths`): most histories are short (Amazon 5-core: a few items), and a model that trims
+    the columns that are padding in every row (TIGER) then skips most of the padding.
     """
     for name, value in (("max_len", max_len), ("batch_size", batch_size)):
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -366,4 +379,5 @@ def next_item_examples(train: dict[int, np.ndarray], max_len: int, batch_size: i
     examples = {"users": torch.as_tensor(np.fromiter(train, dtype=np.int64)[user_of]),
                 "history": torch.as_tensor(flat[window]),
                 "targets": torch.as_tensor(flat[at])}
-    return shuffled_batches(examples, batch_size, seed=seed)
+    lengths = torch.as_tensor(np.minimum(position, max_len)) if by_length else None
+    return shuffled_batches(examples, batch_size, seed=seed, lengths=lengths)

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from course_lib.quantize.residual import residual_levels
-from course_lib.quantize.semantic_ids import rank_within_groups
+from course_lib.quantize.semantic_ids import SemanticIds, rank_within_groups
 from course_lib.quantize.vq import nearest_codes
 
 
@@ -268,6 +268,30 @@ def rq_kmeans(x, n_levels: int = 3, codebook_size: int = 256, *, balanced: bool 
 
     steps = residual_levels(x, n_levels, fit_level)
     return RQKMeansResult(steps.codes, torch.stack(codebooks))
+
+
+def rq_kmeans_ids(x, fit_on: Tensor | None = None, n_levels: int = 3,
+                  max_codebook: int = 256, seed: int = 0) -> SemanticIds:
+    """RQ-KMeans semantic IDs of every row of `x` (N, D), standardised content of items 1..N:
+    the codebooks are fitted on the rows `fit_on` (N,) bool (e.g. the items that training
+    sequences hold, as a shop fits them on yesterday's catalogue; None: every row), then every
+    row is coded (`residual_quantize`) and the collision token appended
+    (`SemanticIds.from_codes`). K codes per level: the largest power of two up to a quarter of
+    the fitted rows, at most `max_codebook` (the paper's 256), so small catalogues do not get
+    mostly empty codebooks."""
+    from course_lib.quantize.residual import residual_quantize
+    x = torch.as_tensor(x, dtype=torch.float32)
+    fit_on = torch.ones(len(x), dtype=torch.bool) if fit_on is None else torch.as_tensor(fit_on)
+    if fit_on.dtype != torch.bool or fit_on.shape != (len(x),):
+        raise ValueError(f"fit_on must be a bool tensor (N,) = ({len(x)},), True for the rows "
+                         f"the codebooks are fitted on; got {fit_on.dtype} {tuple(fit_on.shape)}")
+    fitted = int(fit_on.sum())
+    if fitted < 8:
+        raise ValueError(f"only {fitted} rows to fit codebooks on; need at least 8")
+    codebook = min(max_codebook, 2 ** int(math.log2(max(2, fitted // 4))))
+    result = rq_kmeans(x[fit_on], n_levels=n_levels, codebook_size=codebook, seed=seed)
+    codes = residual_quantize(x, result.codebooks).codes                   # (N, L)
+    return SemanticIds.from_codes(codes, [codebook] * n_levels)
 
 
 def hierarchical_kmeans_ids(x, n_levels: int = 3, branching: int = 16, seed: int = 0,
