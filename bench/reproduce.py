@@ -7,10 +7,9 @@ a real dataset under one protocol, printed beside the published numbers.
     python bench/reproduce.py --sequences Toys_and_Games.txt --attributes Toys_and_Games_item2attributes.json
     python bench/reproduce.py --dataset movielens --epochs 2 --json results.json   # a CPU smoke run
 
-Recipes. On a CPU the default is the laptop recipe: each model trains for at most
-LAPTOP_MINUTES minutes (`--budget`), validation included, with TIGER at a laptop size
-(TIGER_LAPTOP); on a GPU the paper recipe: the papers' sizes (TIGER_PAPER, SETTINGS) and no
-time limit (`--recipe` picks either). The table prints the best validation NDCG@10 each model
+Recipes (`course_lib.recipes`). On a CPU the default is the laptop recipe: each model trains
+for at most an hour (`--budget` minutes), validation included, with TIGER at a laptop size; on
+a GPU the paper recipe: the papers' sizes and no time limit (`--recipe` picks either). The table prints the best validation NDCG@10 each model
 had reached after 10, 20, 40 and 60 minutes, so the cost of quality is visible, and the test
 metrics of the epoch of best validation NDCG@10. A sequence file named like an Amazon category
 of the S3Rec preprocessing (Toys_and_Games.txt, ...) is compared with that category's numbers.
@@ -82,8 +81,9 @@ from course_lib.models.baselines import Popularity  # noqa: E402
 from course_lib.models.hstu import HSTU, HSTUConfig  # noqa: E402
 from course_lib.models.pinrec import PinRec, PinRecConfig, engagement_batches  # noqa: E402
 from course_lib.models.sasrec import SASRec, SASRecConfig  # noqa: E402
-from course_lib.models.tiger import TIGER, TIGERConfig  # noqa: E402
+from course_lib.models.tiger import TIGER  # noqa: E402
 from course_lib.quantize.kmeans import rq_kmeans_ids  # noqa: E402
+from course_lib.recipes import Recipe, SequenceRecipe, TigerRecipe, recipe_for  # noqa: E402
 from course_lib.quantize.semantic_ids import SemanticIds  # noqa: E402
 from course_lib.train import (constant_then_inverse_sqrt, evaluate_model, fit,  # noqa: E402
                               protocol)
@@ -94,7 +94,7 @@ CUTOFFS = (5, 10, 50, 200)             # TIGER, which ranks by beam search, repo
 HSTU_README = ("HSTU reference code README (facebookresearch/generative-recommenders), "
                "full ranking, SASRec trained with sampled softmax; the epoch is not stated "
                "(issue #61: stop early on validation) and the validation item is trained on")
-TIGER_PAPER = ("TIGER paper (Rajput et al. 2023), Amazon results table; its SASRec row is "
+TIGER_TABLE = ("TIGER paper (Rajput et al. 2023), Amazon results table; its SASRec row is "
                "copied from earlier papers (BCE)")
 # (dataset, model) -> published test metrics. Recall@K is HR@K with one target per user.
 PUBLISHED = {
@@ -116,97 +116,30 @@ PUBLISHED = {
     ("amazon-toys", "tiger"): {"HR@5": .0521, "NDCG@5": .0371, "HR@10": .0712,
                                "NDCG@10": .0432},
 }
-SOURCES = {"ml-1m": HSTU_README, "ml-20m": HSTU_README, "amazon-beauty": TIGER_PAPER,
-           "amazon-sports": TIGER_PAPER, "amazon-toys": TIGER_PAPER}
+SOURCES = {"ml-1m": HSTU_README, "ml-20m": HSTU_README, "amazon-beauty": TIGER_TABLE,
+           "amazon-sports": TIGER_TABLE, "amazon-toys": TIGER_TABLE}
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Sizes of SASRec and HSTU, and the training settings all sequence models share."""
-
-    max_len: int
-    d_model: int
-    n_blocks: int
-    n_heads: int
-    dropout: float
-    negatives: int = 128        # HSTU's sampled softmax (128 on MovieLens in the reference)
-    batch_size: int = 128
-    lr: float = 1e-3
-
-
-SETTINGS = {
-    # SASRec paper's and HSTU README's ML-1M setting.
-    "movielens": Settings(max_len=200, d_model=50, n_blocks=2, n_heads=1, dropout=0.2),
-    # The reference's ML-20M configs (configs/ml-20m/*-final.gin): d 256, 4 blocks x 4
-    # heads, dropout 0.2 (dropout_rate, and linear/ffn dropout 0.2).
-    "ml-20m": Settings(max_len=200, d_model=256, n_blocks=4, n_heads=4, dropout=0.2),
-    # Our choice for short Amazon histories (5-core: ~9 reviews per user): max_len 50, width
-    # 64 and dropout 0.5 as the HSTU README's Amazon Books setting, 2 blocks x 1 head.
-    "short": Settings(max_len=50, d_model=64, n_blocks=2, n_heads=1, dropout=0.5),
-}
-ID_LEVELS, MAX_CODEBOOK = 3, 256                          # the paper's 3 levels x 256 codes
-
-
-@dataclass(frozen=True)
-class TigerRecipe:
-    """How TIGER trains: the model, AdamW's rate with the paper's schedule (constant for
-    `constant_steps`, then 1 / sqrt(step) decay: `train.constant_then_inverse_sqrt`), the
-    beam, and how many users validation reads."""
-
-    config: TIGERConfig
-    lr: float
-    constant_steps: int
-    beam: int
-    batch_size: int = 256
-    valid_users: int | None = None     # a fixed random sample of validation users; None: all
-
-
-# The paper's: 4 + 4 layers, d_model 128, 20 history items, user tokens, batch 256, lr 0.01
-# constant for 10k steps then inverse square root (it names no optimizer; AdamW is ours).
-TIGER_PAPER = TigerRecipe(TIGERConfig(), lr=1e-2, constant_steps=10_000, beam=20)
-# The laptop's (measured choices in the README's reproduction section): see LAPTOP_NOTES.
-TIGER_LAPTOP = TigerRecipe(
-    TIGERConfig(encoder_layers=2, decoder_layers=2, n_heads=4, d_head=32, d_model=128,
-                d_mlp=512, dropout=0.1, max_items=20, n_user_buckets=0),
-    lr=3e-3, constant_steps=2_000, beam=20, valid_users=2_000)
-LAPTOP_MINUTES = 60                    # each model's training budget on a CPU
 CURVE_MINUTES = (10, 20, 40, 60)       # validation NDCG@10 (best so far) at these minutes
-LAPTOP_NOTES = (
-    "laptop recipe (CPU): every model trains for at most LAPTOP_MINUTES minutes of wall time "
-    "(validation included) and keeps its epoch of best validation NDCG@10; SASRec, HSTU and "
-    "PinRec at the short-sequence sizes (max_len 50, d 64, 2 blocks); TIGER smaller than the "
-    "paper's (2 + 2 layers, d_model 128, no user token), batches of similar history length, "
-    "validated on 2,000 fixed users with a beam of 20")
-# PinRec's sampled softmax over cosines learns slowly at SASRec's 1e-3: on ml-latest-small
-# (length 50, 60 epochs) test NDCG@10 was .0010 at 1e-3, .0233 at 3e-3 and .0318 at 1e-2.
-PINREC_LR = 1e-2
-
-
-def settings_for(dataset: str) -> Settings:
-    if dataset == "ml-20m":
-        return SETTINGS["ml-20m"]
-    if dataset in ("ml-1m", "movielens"):
-        return SETTINGS["movielens"]
-    return SETTINGS["short"]
 
 
 # --- the models ------------------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class Run:
-    """What every model trains under: the epoch cap, patience, time budget (seconds, None: no
-    limit), device, seed and the TIGER recipe."""
+    """What every model trains under: the recipe (`course_lib.recipes`), the epoch cap,
+    patience, time budget (seconds, None: no limit), device and seed."""
 
+    recipe: Recipe
     epochs: int
     patience: int
     budget: float | None
     device: object
-    tiger: TigerRecipe
     seed: int = 0
 
 
-def train_sequence_model(model, data: Dataset, settings: Settings, run: Run, n_negatives: int,
-                         timestamps: bool = False, **optimizer):
+def train_sequence_model(model, data: Dataset, settings: SequenceRecipe, run: Run,
+                         n_negatives: int, timestamps: bool = False, **optimizer):
     """SASRec or HSTU through `train.fit`, best validation NDCG@10 kept; `optimizer`: fit's
     optimizer settings (default Adam)."""
     split = data.split
@@ -245,22 +178,23 @@ def hstu(data, settings, run):
                                 betas=(0.9, 0.98))
 
 
-def semantic_ids(data: Dataset, seed: int) -> SemanticIds:
+def semantic_ids(data: Dataset, recipe: TigerRecipe, seed: int) -> SemanticIds:
     """RQ-KMeans semantic IDs of every item (lesson 06): the standardised content (features
-    that vary), codebooks fitted on the items the training sequences hold, 3 levels of at most
-    256 codes, plus the collision token (`kmeans.rq_kmeans_ids`)."""
+    that vary), codebooks fitted on the items the training sequences hold, the recipe's levels
+    and codebook size, plus the collision token (`kmeans.rq_kmeans_ids`)."""
     content = data.content[1:]                                              # (I, X)
     x = standardise(content[:, content.std(axis=0) > 1e-6])   # a constant feature says nothing
     seen = Popularity(data.split.train, data.n_items).counts[1:] > 0        # (I,)
-    return rq_kmeans_ids(x, seen, n_levels=ID_LEVELS, max_codebook=MAX_CODEBOOK, seed=seed)
+    return rq_kmeans_ids(x, seen, n_levels=recipe.id_levels, max_codebook=recipe.max_codebook,
+                         seed=seed)
 
 
 def tiger(data, settings, run):
     """TIGER as lesson 06 trains it, with the run's recipe: AdamW, the paper's schedule
     (constant, then inverse square root), (history, next item) examples in batches of similar
     history length, validated by beam search on the recipe's users."""
-    recipe = run.tiger
-    model = TIGER(semantic_ids(data, seed=run.seed), recipe.config)
+    recipe = run.recipe.tiger
+    model = TIGER(semantic_ids(data, recipe, seed=run.seed), recipe.config)
     split, valid = data.split, data.split.evaluation("valid")
     if recipe.valid_users is not None and recipe.valid_users < len(valid.targets):
         valid = valid.subset(torch.randperm(len(valid.targets), generator=torch.Generator()
@@ -325,7 +259,8 @@ def pinrec(data, settings, run):
                                                          settings.batch_size, seed=epoch),
                  validate=lambda m: evaluate_model(Engaged(m), valid, ks=(10,),
                                                    device=run.device)["NDCG@10"],
-                 epochs=run.epochs, patience=run.patience, lr=PINREC_LR, device=run.device,
+                 epochs=run.epochs, patience=run.patience, lr=run.recipe.pinrec_lr,
+                 device=run.device,
                  time_budget=run.budget)
     return Engaged(model), result
 
@@ -352,11 +287,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     parser.add_argument("--models", default=",".join(MODELS),
                         help=f"comma-separated, from {','.join(MODELS)}")
     parser.add_argument("--recipe", choices=("laptop", "paper"),
-                        help="laptop: LAPTOP_MINUTES per model, TIGER at laptop size; paper: "
+                        help="laptop: an hour per model, TIGER at a laptop size; paper: "
                              "the papers' sizes, no time limit (default: laptop on a CPU, "
                              "paper on a GPU)")
     parser.add_argument("--budget", type=float, help="minutes of training per model (default: "
-                                                     "LAPTOP_MINUTES with the laptop recipe)")
+                                                     "60 with the laptop recipe)")
     parser.add_argument("--epochs", type=int, help="cap on epochs per model (default: 1000 "
                                                    "with the laptop recipe, else the profile's)")
     parser.add_argument("--patience", type=int, default=10,
@@ -450,24 +385,20 @@ def main(argv=None) -> list[dict]:
     profile = get_profile(args.profile)
     device = get_device(args.device)
     data, dataset = load(args, profile)
-    recipe = args.recipe or ("laptop" if device.type == "cpu" else "paper")
-    settings = settings_for(dataset)
-    settings = replace(settings, max_len=args.max_len or settings.max_len,
-                       d_model=args.d_model or settings.d_model)
-    minutes = args.budget or (LAPTOP_MINUTES if recipe == "laptop" else None)
-    run = Run(epochs=args.epochs or (1000 if recipe == "laptop" else profile.epochs),
+    recipe = recipe_for(dataset, device, args.recipe)
+    settings = replace(recipe.sequence, max_len=args.max_len or recipe.sequence.max_len,
+                       d_model=args.d_model or recipe.sequence.d_model)
+    minutes = args.budget or recipe.minutes
+    run = Run(recipe, epochs=args.epochs or (1000 if recipe.kind == "laptop" else profile.epochs),
               patience=args.patience, budget=None if minutes is None else 60 * minutes,
-              device=device, tiger=TIGER_LAPTOP if recipe == "laptop" else TIGER_PAPER,
-              seed=args.seed)
+              device=device, seed=args.seed)
     lengths = np.array([len(s) + 2 for s in data.split.train.values()])
     print(f"{dataset}: {len(lengths):,} users, {data.n_items:,} items, {lengths.sum():,} "
           f"interactions (mean {lengths.mean():.1f} per user, {data.split.n_dropped} users "
-          f"with < 3 dropped); device {device}, {recipe} recipe, at most {run.epochs} epochs"
+          f"with < 3 dropped); device {device}, {recipe.kind} recipe, at most {run.epochs} epochs"
           + (f" and {minutes:g} minutes" if minutes else "") + f" per model, patience "
           f"{run.patience}")
-    print(f"settings: {settings}; TIGER: {run.tiger}; PinRec: lr {PINREC_LR}")
-    if recipe == "laptop":
-        print(LAPTOP_NOTES)
+    print(f"sequence models: {settings}\nTIGER: {recipe.tiger}\nPinRec: lr {recipe.pinrec_lr}")
     rows = []
     for name in args.models:
         rows.append(run_model(name, data, dataset, settings, run))
