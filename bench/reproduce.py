@@ -64,31 +64,20 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:          # run as `python bench/reproduce.py` from anywhere
     sys.path.insert(0, str(ROOT))
 
 from course_lib import get_device, get_profile, seed_everything  # noqa: E402
-from course_lib.data.datasets import AMAZON, Dataset, load_dataset, standardise  # noqa: E402
-from course_lib.data.sequences import next_item_batches, next_item_examples  # noqa: E402
-from course_lib.models.baselines import Popularity  # noqa: E402
-from course_lib.models.hstu import HSTU, HSTUConfig  # noqa: E402
-from course_lib.models.pinrec import PinRec, PinRecConfig, engagement_batches  # noqa: E402
-from course_lib.models.sasrec import SASRec, SASRecConfig  # noqa: E402
-from course_lib.models.tiger import TIGER  # noqa: E402
-from course_lib.quantize.kmeans import rq_kmeans_ids  # noqa: E402
-from course_lib.recipes import Recipe, SequenceRecipe, TigerRecipe, recipe_for  # noqa: E402
-from course_lib.quantize.semantic_ids import SemanticIds  # noqa: E402
-from course_lib.train import (constant_then_inverse_sqrt, evaluate_model, fit,  # noqa: E402
-                              protocol)
+from course_lib.data.datasets import AMAZON, Dataset, load_dataset  # noqa: E402
+from course_lib.recipes import MODELS, Run, recipe_for, train  # noqa: E402
+from course_lib.train import evaluate_model, protocol  # noqa: E402
 
-MODELS = ("popularity", "sasrec-bce", "sasrec-softmax", "hstu", "tiger", "pinrec")
 CUTOFFS = (5, 10, 50, 200)             # TIGER, which ranks by beam search, reports 5 and 10
 
 HSTU_README = ("HSTU reference code README (facebookresearch/generative-recommenders), "
@@ -121,157 +110,6 @@ SOURCES = {"ml-1m": HSTU_README, "ml-20m": HSTU_README, "amazon-beauty": TIGER_T
 
 
 CURVE_MINUTES = (10, 20, 40, 60)       # validation NDCG@10 (best so far) at these minutes
-
-
-# --- the models ------------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class Run:
-    """What every model trains under: the recipe (`course_lib.recipes`), the epoch cap,
-    patience, time budget (seconds, None: no limit), device and seed."""
-
-    recipe: Recipe
-    epochs: int
-    patience: int
-    budget: float | None
-    device: object
-    seed: int = 0
-
-
-def train_sequence_model(model, data: Dataset, settings: SequenceRecipe, run: Run,
-                         n_negatives: int, timestamps: bool = False, **optimizer):
-    """SASRec or HSTU through `train.fit`, best validation NDCG@10 kept; `optimizer`: fit's
-    optimizer settings (default Adam)."""
-    split = data.split
-    valid = split.evaluation("valid")
-    times = split.timestamps if timestamps else None
-    result = fit(model, lambda epoch: next_item_batches(
-        split.train, data.n_items, settings.max_len, settings.batch_size, n_negatives,
-        seed=epoch, timestamps=times),
-        validate=lambda m: evaluate_model(m, valid, ks=(10,), device=run.device)["NDCG@10"],
-        epochs=run.epochs, patience=run.patience, lr=settings.lr, device=run.device,
-        time_budget=run.budget, **optimizer)
-    return model, result
-
-
-def sasrec(loss_type: str):
-    def build_and_train(data, settings, run):
-        model = SASRec(SASRecConfig(data.n_items, max_len=settings.max_len,
-                                    d_model=settings.d_model, n_blocks=settings.n_blocks,
-                                    n_heads=settings.n_heads, dropout=settings.dropout,
-                                    loss_type=loss_type))
-        negatives = 1 if loss_type == "bce" else 0      # one uniform negative, as the paper
-        return train_sequence_model(model, data, settings, run, negatives)
-    return build_and_train
-
-
-def hstu(data, settings, run):
-    """Item-only HSTU as the public retrieval runs (ratings ignored), with the time part of
-    the relative bias where the data has real timestamps; AdamW with betas (0.9, 0.98) and no
-    weight decay, as the reference."""
-    model = HSTU(HSTUConfig(data.n_items, max_len=settings.max_len, d_model=settings.d_model,
-                            n_blocks=settings.n_blocks, n_heads=settings.n_heads,
-                            dropout=settings.dropout, use_actions=False,
-                            use_time_bias=data.has_timestamps))
-    return train_sequence_model(model, data, settings, run, settings.negatives,
-                                timestamps=data.has_timestamps, optimizer="adamw",
-                                betas=(0.9, 0.98))
-
-
-def semantic_ids(data: Dataset, recipe: TigerRecipe, seed: int) -> SemanticIds:
-    """RQ-KMeans semantic IDs of every item (lesson 06): the standardised content (features
-    that vary), codebooks fitted on the items the training sequences hold, the recipe's levels
-    and codebook size, plus the collision token (`kmeans.rq_kmeans_ids`)."""
-    content = data.content[1:]                                              # (I, X)
-    x = standardise(content[:, content.std(axis=0) > 1e-6])   # a constant feature says nothing
-    seen = Popularity(data.split.train, data.n_items).counts[1:] > 0        # (I,)
-    return rq_kmeans_ids(x, seen, n_levels=recipe.id_levels, max_codebook=recipe.max_codebook,
-                         seed=seed)
-
-
-def tiger(data, settings, run):
-    """TIGER as lesson 06 trains it, with the run's recipe: AdamW, the paper's schedule
-    (constant, then inverse square root), (history, next item) examples in batches of similar
-    history length, validated by beam search on the recipe's users."""
-    recipe = run.recipe.tiger
-    model = TIGER(semantic_ids(data, recipe, seed=run.seed), recipe.config)
-    split, valid = data.split, data.split.evaluation("valid")
-    if recipe.valid_users is not None and recipe.valid_users < len(valid.targets):
-        valid = valid.subset(torch.randperm(len(valid.targets), generator=torch.Generator()
-                                            .manual_seed(run.seed))[:recipe.valid_users])
-    beam = Beam(model, recipe.beam)
-    result = fit(model, lambda epoch: next_item_examples(split.train, recipe.config.max_items,
-                                                         recipe.batch_size, seed=epoch,
-                                                         by_length=True),
-                 validate=lambda m: evaluate_model(beam, valid, ks=(10,),
-                                                   device=run.device)["NDCG@10"],
-                 epochs=run.epochs, patience=run.patience, lr=recipe.lr, optimizer="adamw",
-                 schedule=constant_then_inverse_sqrt(recipe.constant_steps), device=run.device,
-                 time_budget=run.budget)
-    return beam, result
-
-
-class Beam:
-    """TIGER's recommend with the recipe's beam width, as `evaluate_model` calls it."""
-
-    def __init__(self, model: TIGER, beam: int):
-        self.model, self.beam, self.n_items = model, beam, model.n_items
-
-    def eval(self):
-        self.model.eval()
-
-    def parameters(self):
-        return self.model.parameters()
-
-    def recommend(self, batch: dict, k: int, exclude_history: bool = True):
-        return self.model.recommend(batch, k, max(self.beam, k), exclude_history=exclude_history)
-
-
-class Engaged:
-    """PinRec reads an action with every history event; these datasets have none, so each
-    event is read as action 1 ("engaged"), padding as 0, as `pinrec` trains it."""
-
-    def __init__(self, model: PinRec):
-        self.model = model
-
-    def eval(self):
-        self.model.eval()
-
-    def scores(self, batch: dict):
-        return self.model.scores({**batch, "actions": (batch["history"] > 0).long()})
-
-
-def pinrec(data, settings, run):
-    """PinRec as lesson 08 trains it, with the unconditioned head at window 1: cosine scores,
-    a sampled softmax over in-batch and uniform negatives with the log-q correction, Adam at
-    lr 1e-2."""
-    split = data.split
-    lengths = {u: len(items) + 2 for u, items in split.train.items()}    # train, valid, test
-    times = split.timestamps or {u: np.arange(n) for u, n in lengths.items()}   # or positions
-    split = replace(split, actions={u: np.ones(n, dtype=np.int64) for u, n in lengths.items()},
-                    timestamps=times)
-    model = PinRec(PinRecConfig(data.n_items, outcomes=("engaged",), outcome_actions=(1,),
-                                n_actions=1, max_len=settings.max_len, d_model=settings.d_model,
-                                n_blocks=settings.n_blocks, n_heads=settings.n_heads,
-                                dropout=settings.dropout, conditioned=False))
-    valid = data.split.evaluation("valid")
-    result = fit(model, lambda epoch: engagement_batches(split, settings.max_len,
-                                                         settings.batch_size, seed=epoch),
-                 validate=lambda m: evaluate_model(Engaged(m), valid, ks=(10,),
-                                                   device=run.device)["NDCG@10"],
-                 epochs=run.epochs, patience=run.patience, lr=run.recipe.pinrec_lr,
-                 device=run.device,
-                 time_budget=run.budget)
-    return Engaged(model), result
-
-
-def popularity(data, settings, run):
-    return Popularity(data.split.train, data.n_items), None
-
-
-TRAINERS = {"popularity": popularity, "sasrec-bce": sasrec("bce"),
-            "sasrec-softmax": sasrec("softmax"), "hstu": hstu, "tiger": tiger,
-            "pinrec": pinrec}
 
 
 # --- the run ---------------------------------------------------------------------------------
@@ -333,10 +171,10 @@ def load(args, profile) -> tuple[Dataset, str]:
     return data, data.name
 
 
-def run_model(name, data, dataset, settings, run: Run) -> dict:
+def run_model(name, data, dataset, run: Run) -> dict:
     seed_everything(run.seed)
     start = time.perf_counter()
-    model, result = TRAINERS[name](data, settings, run)
+    model, result = train(name, data, run)
     seconds = time.perf_counter() - start
     cutoffs = (5, 10) if name == "tiger" else CUTOFFS
     ks = tuple(k for k in cutoffs if k <= data.n_items)
@@ -388,10 +226,11 @@ def main(argv=None) -> list[dict]:
     recipe = recipe_for(dataset, device, args.recipe)
     settings = replace(recipe.sequence, max_len=args.max_len or recipe.sequence.max_len,
                        d_model=args.d_model or recipe.sequence.d_model)
+    recipe = replace(recipe, sequence=settings)
     minutes = args.budget or recipe.minutes
     run = Run(recipe, epochs=args.epochs or (1000 if recipe.kind == "laptop" else profile.epochs),
               patience=args.patience, budget=None if minutes is None else 60 * minutes,
-              device=device, seed=args.seed)
+              device=device, seed=args.seed, progress=True)
     lengths = np.array([len(s) + 2 for s in data.split.train.values()])
     print(f"{dataset}: {len(lengths):,} users, {data.n_items:,} items, {lengths.sum():,} "
           f"interactions (mean {lengths.mean():.1f} per user, {data.split.n_dropped} users "
@@ -401,7 +240,7 @@ def main(argv=None) -> list[dict]:
     print(f"sequence models: {settings}\nTIGER: {recipe.tiger}\nPinRec: lr {recipe.pinrec_lr}")
     rows = []
     for name in args.models:
-        rows.append(run_model(name, data, dataset, settings, run))
+        rows.append(run_model(name, data, dataset, run))
         print(f"  {name}: HR@10 {rows[-1].get('HR@10', float('nan')):.4f}, NDCG@10 "
               f"{rows[-1].get('NDCG@10', float('nan')):.4f} ({rows[-1]['train_seconds']:.0f} s)",
               flush=True)

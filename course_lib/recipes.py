@@ -1,8 +1,10 @@
 """Training recipes for real data: what each model trains with, on a laptop CPU or, at the
-papers' sizes, on a GPU. `bench/reproduce.py` and lesson 10 read them from here.
+papers' sizes, on a GPU, and `train`, which trains any model of the course by its recipe.
+`bench/reproduce.py` and lesson 10 use them.
 
-    recipe = recipe_for(dataset="amazon-toys", device=torch.device("cpu"))   # the laptop's
-    recipe.sequence.max_len, recipe.tiger.config, recipe.minutes
+    recipe = recipe_for("amazon-toys", torch.device("cpu"))          # the laptop's
+    model, result = train("tiger", data, Run(recipe, epochs=1000, budget=60 * recipe.minutes))
+    evaluate_model(model, data.split.evaluation("test"))
 
 A recipe is a `Recipe`: the sizes and training settings of the sequence models (SASRec, HSTU,
 PinRec: `SequenceRecipe`), TIGER's (`TigerRecipe`) and the time budget per model. Two kinds:
@@ -18,11 +20,21 @@ PinRec: `SequenceRecipe`), TIGER's (`TigerRecipe`) and the time budget per model
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
+import numpy as np
 import torch
 
-from course_lib.models.tiger import TIGERConfig
+from course_lib.data.datasets import Dataset, standardise
+from course_lib.data.sequences import next_item_batches, next_item_examples
+from course_lib.models.baselines import Popularity
+from course_lib.models.hstu import HSTU, HSTUConfig
+from course_lib.models.pinrec import PinRec, PinRecConfig, engagement_batches
+from course_lib.models.sasrec import SASRec, SASRecConfig
+from course_lib.models.tiger import TIGER, TIGERConfig
+from course_lib.quantize.kmeans import rq_kmeans_ids
+from course_lib.quantize.semantic_ids import SemanticIds
+from course_lib.train import constant_then_inverse_sqrt, evaluate_model, fit
 
 KINDS = ("laptop", "paper")
 LAPTOP_MINUTES = 60            # each model's training budget on a laptop CPU
@@ -74,7 +86,7 @@ class TigerRecipe:
     max_codebook: int = 256
 
 
-TIGER = {
+TIGER_RECIPES = {
     # The paper's: 4 + 4 layers, d_model 128, 20 history items, user tokens, batch 256, lr
     # 0.01 constant for the first 10k steps, then inverse square root (the paper names no
     # optimizer; AdamW is ours).
@@ -109,4 +121,167 @@ def recipe_for(dataset: str, device: torch.device | str | None = None,
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
     sequence = (SEQUENCE["ml-20m"] if dataset == "ml-20m" else SEQUENCE["movielens"]
                 if dataset in ("ml-1m", "movielens") else SEQUENCE["short"])
-    return Recipe(kind, sequence, TIGER[kind], LAPTOP_MINUTES if kind == "laptop" else None)
+    return Recipe(kind, sequence, TIGER_RECIPES[kind],
+                  LAPTOP_MINUTES if kind == "laptop" else None)
+
+
+# --- training each model with its recipe -------------------------------------------------------
+
+@dataclass(frozen=True)
+class Run:
+    """What a model trains under: the recipe, the epoch cap, the patience of early stopping
+    (epochs without a better validation NDCG@10), the time budget in seconds (None: no
+    limit), the device, the seed, and whether fit shows its progress bar."""
+
+    recipe: Recipe
+    epochs: int
+    patience: int = 10
+    budget: float | None = None
+    device: object = "cpu"
+    seed: int = 0
+    progress: bool = True
+
+
+def train(name: str, data: Dataset, run: Run):
+    """Train the model `name` (one of MODELS) on `data` as its recipe says; returns (model
+    ready for `evaluate_model`, FitResult with the epoch of best validation NDCG@10 restored;
+    None for popularity)."""
+    if name not in TRAINERS:
+        raise ValueError(f"unknown model {name!r}; choose one of {MODELS}")
+    return TRAINERS[name](data, run.recipe.sequence, run)
+
+
+def train_sequence_model(model, data: Dataset, settings: SequenceRecipe, run: Run,
+                         n_negatives: int, timestamps: bool = False, **optimizer):
+    """SASRec or HSTU through `train.fit`, best validation NDCG@10 kept; `optimizer`: fit's
+    optimizer settings (default Adam)."""
+    split = data.split
+    valid = split.evaluation("valid")
+    times = split.timestamps if timestamps else None
+    result = fit(model, lambda epoch: next_item_batches(
+        split.train, data.n_items, settings.max_len, settings.batch_size, n_negatives,
+        seed=epoch, timestamps=times),
+        validate=lambda m: evaluate_model(m, valid, ks=(10,), device=run.device)["NDCG@10"],
+        epochs=run.epochs, patience=run.patience, lr=settings.lr, device=run.device,
+        time_budget=run.budget, progress=run.progress, **optimizer)
+    return model, result
+
+
+def sasrec(loss_type: str):
+    def build_and_train(data, settings, run):
+        model = SASRec(SASRecConfig(data.n_items, max_len=settings.max_len,
+                                    d_model=settings.d_model, n_blocks=settings.n_blocks,
+                                    n_heads=settings.n_heads, dropout=settings.dropout,
+                                    loss_type=loss_type))
+        negatives = 1 if loss_type == "bce" else 0      # one uniform negative, as the paper
+        return train_sequence_model(model, data, settings, run, negatives)
+    return build_and_train
+
+
+def hstu(data, settings, run):
+    """Item-only HSTU as the public retrieval runs (ratings ignored), with the time part of
+    the relative bias where the data has real timestamps; AdamW with betas (0.9, 0.98) and no
+    weight decay, as the reference."""
+    model = HSTU(HSTUConfig(data.n_items, max_len=settings.max_len, d_model=settings.d_model,
+                            n_blocks=settings.n_blocks, n_heads=settings.n_heads,
+                            dropout=settings.dropout, use_actions=False,
+                            use_time_bias=data.has_timestamps))
+    return train_sequence_model(model, data, settings, run, settings.negatives,
+                                timestamps=data.has_timestamps, optimizer="adamw",
+                                betas=(0.9, 0.98))
+
+
+def semantic_ids(data: Dataset, recipe: TigerRecipe, seed: int) -> SemanticIds:
+    """RQ-KMeans semantic IDs of every item (lesson 06): the standardised content (features
+    that vary), codebooks fitted on the items the training sequences hold, the recipe's levels
+    and codebook size, plus the collision token (`kmeans.rq_kmeans_ids`)."""
+    content = data.content[1:]                                              # (I, X)
+    x = standardise(content[:, content.std(axis=0) > 1e-6])   # a constant feature says nothing
+    seen = Popularity(data.split.train, data.n_items).counts[1:] > 0        # (I,)
+    return rq_kmeans_ids(x, seen, n_levels=recipe.id_levels, max_codebook=recipe.max_codebook,
+                         seed=seed)
+
+
+def tiger(data, settings, run):
+    """TIGER as lesson 06 trains it, with the run's recipe: AdamW, the paper's schedule
+    (constant, then inverse square root), (history, next item) examples in batches of similar
+    history length, validated by beam search on the recipe's users."""
+    recipe = run.recipe.tiger
+    model = TIGER(semantic_ids(data, recipe, seed=run.seed), recipe.config)
+    split, valid = data.split, data.split.evaluation("valid")
+    if recipe.valid_users is not None and recipe.valid_users < len(valid.targets):
+        valid = valid.subset(torch.randperm(len(valid.targets), generator=torch.Generator()
+                                            .manual_seed(run.seed))[:recipe.valid_users])
+    beam = Beam(model, recipe.beam)
+    result = fit(model, lambda epoch: next_item_examples(split.train, recipe.config.max_items,
+                                                         recipe.batch_size, seed=epoch,
+                                                         by_length=True),
+                 validate=lambda m: evaluate_model(beam, valid, ks=(10,),
+                                                   device=run.device)["NDCG@10"],
+                 epochs=run.epochs, patience=run.patience, lr=recipe.lr, optimizer="adamw",
+                 schedule=constant_then_inverse_sqrt(recipe.constant_steps), device=run.device,
+                 time_budget=run.budget, progress=run.progress)
+    return beam, result
+
+
+class Beam:
+    """TIGER's recommend with the recipe's beam width, as `evaluate_model` calls it."""
+
+    def __init__(self, model: TIGER, beam: int):
+        self.model, self.beam, self.n_items = model, beam, model.n_items
+
+    def eval(self):
+        self.model.eval()
+
+    def parameters(self):
+        return self.model.parameters()
+
+    def recommend(self, batch: dict, k: int, exclude_history: bool = True):
+        return self.model.recommend(batch, k, max(self.beam, k), exclude_history=exclude_history)
+
+
+class Engaged:
+    """PinRec reads an action with every history event; these datasets have none, so each
+    event is read as action 1 ("engaged"), padding as 0, as `pinrec` trains it."""
+
+    def __init__(self, model: PinRec):
+        self.model = model
+
+    def eval(self):
+        self.model.eval()
+
+    def scores(self, batch: dict):
+        return self.model.scores({**batch, "actions": (batch["history"] > 0).long()})
+
+
+def pinrec(data, settings, run):
+    """PinRec as lesson 08 trains it, with the unconditioned head at window 1: cosine scores,
+    a sampled softmax over in-batch and uniform negatives with the log-q correction, Adam at
+    lr 1e-2."""
+    split = data.split
+    lengths = {u: len(items) + 2 for u, items in split.train.items()}    # train, valid, test
+    times = split.timestamps or {u: np.arange(n) for u, n in lengths.items()}   # or positions
+    split = replace(split, actions={u: np.ones(n, dtype=np.int64) for u, n in lengths.items()},
+                    timestamps=times)
+    model = PinRec(PinRecConfig(data.n_items, outcomes=("engaged",), outcome_actions=(1,),
+                                n_actions=1, max_len=settings.max_len, d_model=settings.d_model,
+                                n_blocks=settings.n_blocks, n_heads=settings.n_heads,
+                                dropout=settings.dropout, conditioned=False))
+    valid = data.split.evaluation("valid")
+    result = fit(model, lambda epoch: engagement_batches(split, settings.max_len,
+                                                         settings.batch_size, seed=epoch),
+                 validate=lambda m: evaluate_model(Engaged(m), valid, ks=(10,),
+                                                   device=run.device)["NDCG@10"],
+                 epochs=run.epochs, patience=run.patience, lr=run.recipe.pinrec_lr,
+                 device=run.device, time_budget=run.budget, progress=run.progress)
+    return Engaged(model), result
+
+
+def popularity(data, settings, run):
+    return Popularity(data.split.train, data.n_items), None
+
+
+MODELS = ("popularity", "sasrec-bce", "sasrec-softmax", "hstu", "tiger", "pinrec")
+TRAINERS = {"popularity": popularity, "sasrec-bce": sasrec("bce"),
+            "sasrec-softmax": sasrec("softmax"), "hstu": hstu, "tiger": tiger,
+            "pinrec": pinrec}

@@ -2,14 +2,14 @@
 import pytest
 import torch
 
-from course_lib.recipes import LAPTOP_MINUTES, SEQUENCE, TIGER, recipe_for
+from course_lib.recipes import LAPTOP_MINUTES, SEQUENCE, TIGER_RECIPES, recipe_for
 
 
 def test_a_cpu_gets_the_laptop_recipe_with_a_time_budget_and_a_smaller_tiger():
     recipe = recipe_for("amazon-toys", torch.device("cpu"))
     assert recipe.kind == "laptop" and recipe.minutes == LAPTOP_MINUTES
     assert recipe.sequence == SEQUENCE["short"]
-    paper = TIGER["paper"].config
+    paper = TIGER_RECIPES["paper"].config
     assert recipe.tiger.config.encoder_layers < paper.encoder_layers
     assert recipe.tiger.valid_users is not None
 
@@ -25,3 +25,10 @@ def test_the_paper_recipe_has_the_papers_sizes_and_no_time_limit():
 def test_an_unknown_kind_is_refused():
     with pytest.raises(ValueError, match="kind must be one of"):
         recipe_for("amazon-toys", kind="desktop")
+
+
+def test_train_refuses_an_unknown_model_naming_the_known_ones():
+    from course_lib.recipes import MODELS, Run, train
+    with pytest.raises(ValueError, match="unknown model 'gpt'"):
+        train("gpt", None, Run(recipe_for("amazon-toys"), epochs=1))
+    assert "tiger" in MODELS and "pinrec" in MODELS
