@@ -75,38 +75,11 @@ if str(ROOT) not in sys.path:          # run as `python bench/reproduce.py` from
 
 from course_lib import get_device, get_profile, seed_everything  # noqa: E402
 from course_lib.data.datasets import AMAZON, Dataset, load_dataset  # noqa: E402
-from course_lib.recipes import MODELS, Run, recipe_for, train  # noqa: E402
+from course_lib.recipes import MODELS, PUBLISHED, SOURCES, Run, recipe_for, train  # noqa: E402
 from course_lib.train import evaluate_model, protocol  # noqa: E402
 
 CUTOFFS = (5, 10, 50, 200)             # TIGER, which ranks by beam search, reports 5 and 10
 
-HSTU_README = ("HSTU reference code README (facebookresearch/generative-recommenders), "
-               "full ranking, SASRec trained with sampled softmax; the epoch is not stated "
-               "(issue #61: stop early on validation) and the validation item is trained on")
-TIGER_TABLE = ("TIGER paper (Rajput et al. 2023), Amazon results table; its SASRec row is "
-               "copied from earlier papers (BCE)")
-# (dataset, model) -> published test metrics. Recall@K is HR@K with one target per user.
-PUBLISHED = {
-    ("ml-1m", "sasrec-softmax"): {"HR@10": .2853, "NDCG@10": .1603, "HR@50": .5474,
-                                  "HR@200": .7528},
-    ("ml-1m", "hstu"): {"HR@10": .3097, "NDCG@10": .1720},
-    ("ml-20m", "sasrec-softmax"): {"HR@10": .2889, "NDCG@10": .1621},
-    ("ml-20m", "hstu"): {"HR@10": .3273, "NDCG@10": .1895},
-    ("amazon-beauty", "sasrec-bce"): {"HR@5": .0387, "NDCG@5": .0249, "HR@10": .0605,
-                                      "NDCG@10": .0318},
-    ("amazon-beauty", "tiger"): {"HR@5": .0454, "NDCG@5": .0321, "HR@10": .0648,
-                                 "NDCG@10": .0384},
-    ("amazon-sports", "sasrec-bce"): {"HR@5": .0233, "NDCG@5": .0154, "HR@10": .0350,
-                                      "NDCG@10": .0192},
-    ("amazon-sports", "tiger"): {"HR@5": .0264, "NDCG@5": .0181, "HR@10": .0400,
-                                 "NDCG@10": .0225},
-    ("amazon-toys", "sasrec-bce"): {"HR@5": .0463, "NDCG@5": .0306, "HR@10": .0675,
-                                    "NDCG@10": .0374},
-    ("amazon-toys", "tiger"): {"HR@5": .0521, "NDCG@5": .0371, "HR@10": .0712,
-                               "NDCG@10": .0432},
-}
-SOURCES = {"ml-1m": HSTU_README, "ml-20m": HSTU_README, "amazon-beauty": TIGER_TABLE,
-           "amazon-sports": TIGER_TABLE, "amazon-toys": TIGER_TABLE}
 
 
 CURVE_MINUTES = (10, 20, 40, 60)       # validation NDCG@10 (best so far) at these minutes

@@ -1,6 +1,7 @@
 """Training recipes for real data: what each model trains with, on a laptop CPU or, at the
 papers' sizes, on a GPU, and `train`, which trains any model of the course by its recipe.
-`bench/reproduce.py` and lesson 10 use them.
+`PUBLISHED` holds the papers' numbers they are compared with (`SOURCES` names where each
+comes from). `bench/reproduce.py` and lesson 10 use them.
 
     recipe = recipe_for("amazon-toys", torch.device("cpu"))          # the laptop's
     model, result = train("tiger", data, Run(recipe, epochs=1000, budget=60 * recipe.minutes))
@@ -41,6 +42,37 @@ LAPTOP_MINUTES = 60            # each model's training budget on a laptop CPU
 # PinRec's sampled softmax over cosines learns slowly at SASRec's 1e-3: on ml-latest-small
 # (length 50, 60 epochs) test NDCG@10 was .0010 at 1e-3, .0233 at 3e-3 and .0318 at 1e-2.
 PINREC_LR = 1e-2
+
+
+# --- what the recipes are compared with ----------------------------------------------------------
+
+HSTU_README = ("HSTU reference code README (facebookresearch/generative-recommenders), "
+               "full ranking, SASRec trained with sampled softmax; the epoch is not stated "
+               "(issue #61: stop early on validation) and the validation item is trained on")
+TIGER_TABLE = ("TIGER paper (Rajput et al. 2023), Amazon results table; its SASRec row is "
+               "copied from earlier papers (BCE)")
+# (dataset, model) -> published test metrics. Recall@K is HR@K with one target per user.
+PUBLISHED = {
+    ("ml-1m", "sasrec-softmax"): {"HR@10": .2853, "NDCG@10": .1603, "HR@50": .5474,
+                                  "HR@200": .7528},
+    ("ml-1m", "hstu"): {"HR@10": .3097, "NDCG@10": .1720},
+    ("ml-20m", "sasrec-softmax"): {"HR@10": .2889, "NDCG@10": .1621},
+    ("ml-20m", "hstu"): {"HR@10": .3273, "NDCG@10": .1895},
+    ("amazon-beauty", "sasrec-bce"): {"HR@5": .0387, "NDCG@5": .0249, "HR@10": .0605,
+                                      "NDCG@10": .0318},
+    ("amazon-beauty", "tiger"): {"HR@5": .0454, "NDCG@5": .0321, "HR@10": .0648,
+                                 "NDCG@10": .0384},
+    ("amazon-sports", "sasrec-bce"): {"HR@5": .0233, "NDCG@5": .0154, "HR@10": .0350,
+                                      "NDCG@10": .0192},
+    ("amazon-sports", "tiger"): {"HR@5": .0264, "NDCG@5": .0181, "HR@10": .0400,
+                                 "NDCG@10": .0225},
+    ("amazon-toys", "sasrec-bce"): {"HR@5": .0463, "NDCG@5": .0306, "HR@10": .0675,
+                                    "NDCG@10": .0374},
+    ("amazon-toys", "tiger"): {"HR@5": .0521, "NDCG@5": .0371, "HR@10": .0712,
+                               "NDCG@10": .0432},
+}
+SOURCES = {"ml-1m": HSTU_README, "ml-20m": HSTU_README, "amazon-beauty": TIGER_TABLE,
+           "amazon-sports": TIGER_TABLE, "amazon-toys": TIGER_TABLE}
 
 
 @dataclass(frozen=True)
