@@ -95,6 +95,55 @@ def test_index_links_the_lessons_in_order_with_their_status(book):
     assert ">Widgets</a></td><td>draft</td>" in text
 
 
+FAILING = new_notebook(cells=[
+    new_markdown_cell("# Lesson 02 · Failing"),
+    new_code_cell("import os\nprint('widgets', os.environ.get('COURSE_WIDGETS'))"),
+    new_code_cell("measured = 0.41\nassert measured < 0.35, f'error {measured}, expected < 0.35'"),
+])
+
+
+def test_a_failed_lesson_shows_in_the_index_with_its_assert_message_and_no_colour_codes(tmp_path):
+    lessons = tmp_path / "notebooks"
+    lessons.mkdir()
+    FAILING.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
+                                      "language": "python"}
+    nbformat.write(FAILING, lessons / "02_failing.ipynb")
+    (page,) = build_course.build_book([lessons / "02_failing.ipynb"], tmp_path / "html",
+                                      {"02": "ready"}, log=lambda line: None)
+    assert page.error == "AssertionError: error 0.41, expected < 0.35"
+    index = (tmp_path / "html" / "index.html").read_text(encoding="utf-8")
+    assert "(failed: AssertionError: error 0.41, expected &lt; 0.35)" in index
+    assert "\x1b" not in index and "[31m" not in index
+    assert "widgets 0" in (tmp_path / "html" / "02_failing.html").read_text(encoding="utf-8")
+
+
+def test_an_assert_without_a_message_is_named_by_its_failing_line():
+    from nbclient.exceptions import CellExecutionError
+    traceback = ("\x1b[31m----------\x1b[39m\n\x1b[31mAssertionError\x1b[39m  Traceback\n"
+                 "\x1b[32m----> 3\x1b[39m \x1b[38;5;28;01massert\x1b[39;00m vae_error < 0.35\n"
+                 "\x1b[31mAssertionError\x1b[39m: ")
+    err = CellExecutionError(traceback, "AssertionError", "")
+    assert build_course.error_summary(err) == \
+        "AssertionError (no message) at: assert vae_error < 0.35"
+
+
+def test_chosen_lessons_come_in_course_order_and_an_unknown_one_is_named(tmp_path):
+    for name in ("00_a.ipynb", "05_b.ipynb", "06_c.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in build_course.chosen_lessons(["06", "5"], tmp_path)] == \
+        ["05_b.ipynb", "06_c.ipynb"]
+    assert len(build_course.chosen_lessons([], tmp_path)) == 3
+    with pytest.raises(ValueError, match="no lesson 07 .* the lessons are 00, 05, 06"):
+        build_course.chosen_lessons(["07"], tmp_path)
+
+
+def test_the_builder_explains_itself_with_help(capsys):
+    with pytest.raises(SystemExit) as exit_:
+        build_course.parse_args(["--help"])
+    assert exit_.value.code == 0
+    assert "build_course.py 05 06" in capsys.readouterr().out
+
+
 @pytest.fixture(scope="module")
 def chrome():
     try:

@@ -1,4 +1,8 @@
-"""Execute every lesson headless and write an offline HTML book to build/html (`make course`).
+"""Execute the lessons headless and write an offline HTML book to build/html (`make course`).
+
+    python tools/build_course.py              # every lesson (5+ minutes on a 2-core CPU)
+    python tools/build_course.py 05 06        # lessons 05 and 06 only; the index lists those
+    python tools/build_course.py --help
 
 The book reads without a network: MathJax 3 is copied from the `django-static-mathjax`
 package into build/html/mathjax and every page loads it by a relative path; nothing comes
@@ -6,12 +10,17 @@ from a CDN (no require.js, no widget manager, no mermaid). A widget cannot run i
 page, so where a lesson displays one the page shows a note saying so (a finished progress bar
 becomes its text line, a hidden one disappears as it does in JupyterLab). index.html links
 the lessons in course order with the status from the README's lessons table and the time
-each took to execute. `tools/check_book.py` (`make check-book`) opens every page in headless
-Chromium with the network off and checks it.
+each took to execute; a lesson that failed says so there, with the error's type and message
+(an assert's message says what was measured against what) and no terminal colour codes. The
+lessons run with $COURSE_WIDGETS=0, so code that would display a widget draws its static
+figure instead (the codebook explorer of lesson 05). `tools/check_book.py` (`make check-book`)
+opens every page in headless Chromium with the network off and checks it.
 """
 from __future__ import annotations
 
+import argparse
 import html
+import os
 import re
 import shutil
 import sys
@@ -31,6 +40,7 @@ MATHJAX_ENTRY = "tex-svg-full.js"             # TeX input, SVG output, every TeX
 WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 WIDGET_STATE = "application/vnd.jupyter.widget-state+json"
 WIDGET_NOTE_CLASS = "course-widget-note"
+ANSI_CODE = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]")    # terminal colours, cursor moves
 
 # The lab template without anything fetched from a CDN. MathJax 3 finds the same delimiters
 # nbconvert's MathJax 2 set-up does and draws SVG, whose glyphs are paths: no web font to load.
@@ -100,7 +110,7 @@ class Page:
     title: str
     status: str                      # from the README's lessons table
     seconds: float | None = None     # execution time; None if it was not executed
-    error: str | None = None         # the first line of the failing cell's error, if any
+    error: str | None = None         # the failing cell's error (type: message), if any
 
     @property
     def html_name(self) -> str:
@@ -127,20 +137,45 @@ def lesson_title(nb) -> str:
     return "(untitled)"
 
 
+def strip_ansi(text: str) -> str:
+    """`text` without terminal escape codes (IPython colours its tracebacks)."""
+    return ANSI_CODE.sub("", text)
+
+
+def error_summary(err: CellExecutionError) -> str:
+    """"AssertionError: <its message>" for the index; an assert without a message is named by
+    its source line, taken from the traceback's arrow."""
+    name = strip_ansi(err.ename or type(err).__name__)
+    message = strip_ansi(err.evalue or "").strip()
+    if message:
+        return f"{name}: {message}"
+    arrows = [line.split("---->", 1)[1] for line in strip_ansi(err.traceback or "").splitlines()
+              if "---->" in line]
+    failing = re.sub(r"^\s*\d+\s*", "", arrows[-1]).strip() if arrows else ""
+    return f"{name} (no message) at: {failing}" if failing else name
+
+
 def execute(nb, folder: Path, timeout: int = 1800) -> tuple[float, str | None]:
     """Run `nb` in place with `folder` as the working directory; (seconds, error or None).
 
     A failing cell stops the run but not the book: its page shows the outputs up to the
-    error, and the error's first line is returned for the index.
+    error, and `error_summary` of it is returned for the index. The kernel runs with
+    $COURSE_WIDGETS=0: a static page cannot run widgets, so lessons draw static figures.
     """
     start = time.perf_counter()
     client = NotebookClient(nb, timeout=timeout, resources={"metadata": {"path": str(folder)}})
+    widgets = os.environ.get("COURSE_WIDGETS")
+    os.environ["COURSE_WIDGETS"] = "0"                 # the kernel inherits the environment
     try:
         client.execute()
         error = None
     except CellExecutionError as err:
-        lines = [line for line in str(err).splitlines() if line.strip()]
-        error = lines[-1] if lines else type(err).__name__
+        error = error_summary(err)
+    finally:
+        if widgets is None:
+            os.environ.pop("COURSE_WIDGETS")
+        else:
+            os.environ["COURSE_WIDGETS"] = widgets
     return time.perf_counter() - start, error
 
 
@@ -287,12 +322,47 @@ def build_book(notebooks: list[Path], out_dir: Path, statuses: dict[str, str],
     return pages
 
 
-def main() -> int:
+def chosen_lessons(numbers: list[str], folder: Path = ROOT / "notebooks") -> list[Path]:
+    """The lessons named by their numbers ("05", "5" or "05_rqvae_hourglass"), in course
+    order; every lesson when none is named. Unknown numbers raise with the known ones."""
+    lessons = sorted(folder.glob("[0-9][0-9]_*.ipynb"))
+    if not numbers:
+        return lessons
+    by_number = {path.name[:2]: path for path in lessons}
+    digits = [re.match(r"\d*", n.strip()).group() for n in numbers]
+    wanted = {d.zfill(2) if d else n for d, n in zip(digits, numbers)}
+    unknown = sorted(wanted - set(by_number))
+    if unknown:
+        raise ValueError(f"no lesson {', '.join(unknown)} in {folder}; the lessons are "
+                         f"{', '.join(sorted(by_number))}")
+    return [by_number[n] for n in sorted(wanted)]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description="Execute the course's lessons headless and write an offline HTML book "
+                    "(MathJax bundled, no CDN, an index with each lesson's status and run "
+                    "time). Then check it in a browser: python tools/check_book.py.",
+        epilog="examples: build_course.py (every lesson); build_course.py 05 06 (lessons 05 "
+               "and 06 only). The profile comes from $COURSE_PROFILE (quick on a CPU).")
+    parser.add_argument("lessons", nargs="*", metavar="NN",
+                        help="lesson numbers to build, e.g. 05 06 (default: every lesson)")
+    parser.add_argument("--out", type=Path, default=ROOT / "build" / "html",
+                        help="the book's folder (default: build/html)")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     sys.path.insert(0, str(ROOT))
     from course_lib.device import get_profile
 
-    out_dir = ROOT / "build" / "html"
-    notebooks = sorted((ROOT / "notebooks").glob("*.ipynb"))
+    try:
+        notebooks = chosen_lessons(args.lessons)
+    except ValueError as err:
+        print(f"build_course: {err}", file=sys.stderr)
+        return 2
+    out_dir = args.out
     pages = build_book(notebooks, out_dir, lesson_statuses(ROOT / "README.md"),
                        profile=get_profile().name)
     failed = [page.notebook.name for page in pages if page.error]
