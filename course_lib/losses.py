@@ -17,6 +17,10 @@ D embedding width. A "score" is the model's logit s(u, i) for user (or context) 
   s_i ~ ln p_i - ln q_i: with popularity-proportional negatives (in-batch negatives are
   exactly that) popular items are pushed down, because they turn up as negatives more often.
 
+* Sampled softmax on the unit sphere (the HSTU reference code's loss, also SASRec's with a
+  temperature): the same sampled softmax over cosines / temperature, every vector
+  L2-normalised first (`normalised_sampled_softmax_loss`).
+
 All functions return the mean loss (a scalar tensor), work on any device, and use
 log-sigmoid / log-softmax, so large score gaps never overflow.
 """
@@ -25,6 +29,8 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+NORM_EPS = 1e-6        # the L2-norm epsilon of the HSTU reference code
 
 
 def _check_float(x, name: str) -> None:
@@ -126,3 +132,24 @@ def sampled_softmax_loss(pos_scores: Tensor, neg_scores: Tensor,
     logits = torch.cat([pos.unsqueeze(-1), neg], dim=-1)  # (B, 1 + N), positive first
     per_row = -torch.log_softmax(logits, dim=-1)[..., 0]  # (B,)
     return per_row.mean() if reduction == "mean" else per_row
+
+
+def normalised_sampled_softmax_loss(queries: Tensor, item_embedding: Tensor, labels: Tensor,
+                                    negatives: Tensor, temperature: float) -> Tensor:
+    """Sampled softmax on the unit sphere (the HSTU reference code's loss): queries (M, D),
+    labels (M,), negatives (M, N), item_embedding (I + 1, D); every vector is L2-normalised,
+    the logits are cosines / temperature, and a negative equal to its positive is masked
+    (`sampled_softmax_loss` with `accidental_hits`).
+
+    Two ways to the same cosines: a small catalogue (I + 1 <= N D) is scored whole by one
+    matmul and the negatives' columns are picked, cheaper than gathering N vectors per
+    position, which a large catalogue needs."""
+    queries = F.normalize(queries, dim=-1, eps=NORM_EPS)                  # (M, D)
+    items = F.normalize(item_embedding, dim=-1, eps=NORM_EPS)             # (I + 1, D)
+    pos = (queries * items[labels]).sum(-1)                                # (M,) cos
+    if items.shape[0] <= negatives.shape[-1] * items.shape[1]:
+        neg = (queries @ items.T).gather(1, negatives)                     # (M, I + 1) -> (M, N)
+    else:
+        neg = torch.einsum("md,mnd->mn", queries, items[negatives])        # (M, N, D) -> (M, N)
+    return sampled_softmax_loss(pos, neg, accidental_hits=negatives == labels[:, None],
+                                temperature=temperature)

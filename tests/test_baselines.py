@@ -1,9 +1,10 @@
-"""Popularity and item-kNN baselines."""
+"""Popularity, replay and item-kNN baselines."""
 import numpy as np
 import pytest
 import torch
 
-from course_lib.models.baselines import ItemKNN, Popularity
+from course_lib import metrics
+from course_lib.models.baselines import ItemKNN, Popularity, Replay
 
 
 @pytest.fixture
@@ -15,6 +16,20 @@ def test_popularity_scores_are_training_counts(train):
     scores = Popularity(train, n_items=5).scores(torch.zeros(2, 1, dtype=torch.long))
     assert scores.shape == (2, 6)
     assert scores[0].tolist() == [0, 3, 2, 1, 1, 1]
+
+
+def test_replay_ranks_the_history_newest_first_then_by_popularity(train):
+    history = torch.tensor([[0, 4, 2, 4, 5]])          # item 4 twice: its newest place counts
+    ranking = Replay(train, n_items=5).scores(history)[0, 1:].argsort(descending=True) + 1
+    assert ranking.tolist() == [5, 4, 2, 1, 3]          # 5, 4, 2 seen; then counts 3 > 1
+
+
+def test_replay_excluding_seen_items_ranks_like_popularity(train):
+    history, targets = torch.tensor([[0, 4, 2], [1, 3, 5]]), torch.tensor([1, 2])
+    replay = Replay(train, n_items=5).scores(history)
+    popularity = Popularity(train, n_items=5).scores(history)
+    assert torch.equal(metrics.target_ranks(replay, targets, history),
+                       metrics.target_ranks(popularity, targets, history))
 
 
 def test_item_knn_prefers_co_occurring_items(train):

@@ -518,15 +518,18 @@ def one_thread():
     torch.set_num_threads(before)
 
 
-def test_one_epoch_on_the_quick_world_beats_popularity(one_thread):
+def test_one_epoch_on_the_quick_world_beats_replaying_the_history(one_thread):
     """One epoch (8 steps) of a small HSTU on the quick world (1000 users), the slowest test
-    of this file: 3 to 7 s with the world built and evaluated."""
+    of this file: 3 to 7 s with the world built and evaluated. The world's users come back to
+    what they consumed and its split allows repeats, so the honest rule to beat is the
+    strongest one that learns nothing: the history replayed newest first, then popularity."""
     from course_lib.data.datasets import load_dataset
-    from course_lib.models.baselines import Popularity
+    from course_lib.models.baselines import Popularity, Replay
     from course_lib.train import evaluate_model, fit
 
     split = load_dataset("world").split
     valid = split.evaluation("valid")
+    assert valid.seen == "allow"
     torch.manual_seed(0)
     model = HSTU(HSTUConfig(split.n_items, max_len=50, d_model=32))
     fit(model, lambda e: next_item_batches(split.train, split.n_items, 50, 128, 128, seed=e,
@@ -534,4 +537,8 @@ def test_one_epoch_on_the_quick_world_beats_popularity(one_thread):
         epochs=1, lr=1e-2, progress=False)
     hstu_ndcg = evaluate_model(model, valid)["NDCG@10"]
     popularity = evaluate_model(Popularity(split.train, split.n_items), valid)["NDCG@10"]
-    assert hstu_ndcg > popularity + 0.1, (hstu_ndcg, popularity)        # measured .46 vs .14
+    replay = evaluate_model(Replay(split.train, split.n_items), valid)["NDCG@10"]
+    assert replay > popularity                  # re-consumption is worth something: .121 > .102
+    # Measured with torch seeds 0, 1, 2 and 1 or 2 threads: HSTU .239-.279 (equal across
+    # threads), replay .121; the margin 0.08 leaves 0.04 below the weakest seed.
+    assert hstu_ndcg > replay + 0.08, (hstu_ndcg, replay, popularity)

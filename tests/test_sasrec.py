@@ -50,10 +50,18 @@ def test_config_defaults_are_the_papers_small_setting():
     ("n_heads", 3, "divisible"),
     ("dropout", 1.0, "dropout must be in"),
     ("max_len", 0, ">= 1"),
+    ("temperature", 0.0, "temperature must be > 0"),
 ])
 def test_config_rejects_bad_settings(field, value, phrase):
     with pytest.raises(ValueError, match=phrase):
-        SASRecConfig(**{"n_items": 10, "d_model": 16, "n_heads": 2, field: value})
+        SASRecConfig(**{"n_items": 10, "d_model": 16, "n_heads": 2,
+                        "loss_type": "sampled_softmax", field: value})
+
+
+@pytest.mark.parametrize("loss_type", ["bce", "softmax"])
+def test_a_temperature_goes_with_the_sampled_softmax_only(loss_type):
+    with pytest.raises(ValueError, match="goes with loss_type='sampled_softmax'"):
+        SASRecConfig(n_items=10, loss_type=loss_type, temperature=0.05)
 
 
 # --- the mask and causality ------------------------------------------------------------------
@@ -134,6 +142,16 @@ def test_scores_are_dot_products_with_the_input_item_embedding():
     assert (scores[:, 0] == float("-inf")).all()
 
 
+def test_with_a_temperature_scores_are_cosines_with_the_item_embedding():
+    model = make_model(loss_type="sampled_softmax", temperature=0.05)
+    history = random_history()
+    expected = F.cosine_similarity(model(history)[:, -1, None],
+                                   model.item_embedding.weight[None], dim=-1)   # (B, I + 1)
+    scores = model.scores(history)
+    assert torch.allclose(scores[:, 1:], expected[:, 1:], atol=1e-5)
+    assert (scores[:, 0] == float("-inf")).all()
+
+
 def test_scores_are_batched_row_independent():
     model = make_model()
     history = random_history(batch=6)
@@ -187,6 +205,21 @@ def test_sampled_softmax_with_every_other_item_as_negative_equals_full_softmax()
     sampled = model.loss(batch)
     model.config.loss_type = "softmax"
     assert torch.allclose(sampled, model.loss(batch), atol=1e-5)
+
+
+def test_with_a_temperature_the_loss_is_hstus_cosine_sampled_softmax():
+    from course_lib.losses import normalised_sampled_softmax_loss
+
+    model = make_model(loss_type="sampled_softmax", temperature=0.05, dropout=0.0)
+    batch = a_batch(model, n_negatives=5)
+    valid = (batch["targets"] > 0) & (batch["inputs"] > 0)
+    expected = normalised_sampled_softmax_loss(model(batch["inputs"])[valid],
+                                               model.item_embedding.weight,
+                                               batch["targets"][valid],
+                                               batch["negatives"][valid], 0.05)
+    assert torch.allclose(model.loss(batch), expected)
+    model.config.temperature = None                                    # dot products
+    assert not torch.allclose(model.loss(batch), expected)
 
 
 @pytest.mark.parametrize("loss_type", sasrec.LOSSES)

@@ -1,4 +1,6 @@
-"""The two baselines every model in the course must beat: popularity and item-kNN.
+"""The baselines every model in the course must beat: popularity and item-kNN, and, where
+users come back to what they consumed (the world, evaluated with repeats allowed), replaying
+the history.
 
 Both are fit on the training sequences of a `Split` and give a (B, I + 1) score matrix for
 a batch (an `EvalSet.batch` dict, or a history tensor (B, T)), like every model in
@@ -36,6 +38,27 @@ class Popularity:
         """(B, I + 1) item counts for every user of the batch (or history tensor)."""
         history = history_of(batch)
         return self.counts.expand(history.shape[0], -1).clone()   # (B, I + 1)
+
+
+class Replay:
+    """Replay the history, then popularity: the user's own items first, the newest first,
+    then every other item by its training count. It learns nothing about sequences; where
+    repeats are allowed (`metrics.SEEN` "allow") it earns what re-consumption is worth, and
+    where seen items are excluded it ranks exactly like `Popularity`."""
+
+    def __init__(self, train: dict[int, np.ndarray], n_items: int):
+        self.popularity = Popularity(train, n_items)
+
+    def scores(self, batch: dict | torch.Tensor) -> torch.Tensor:
+        """(B, I + 1): seen items above every count, by recency (the newest occurrence)."""
+        history = history_of(batch)                                        # (B, T)
+        scores = self.popularity.scores(history)                           # (B, I + 1)
+        order = torch.arange(1, history.shape[1] + 1, dtype=scores.dtype)  # later is newer
+        recency = torch.zeros_like(scores).scatter_reduce(
+            1, history, (order * (history > 0)).expand_as(history), reduce="amax")
+        recency[:, 0] = 0.0                                                # padding is no item
+        top = scores.max() + 1.0
+        return torch.where(recency > 0, top + recency, scores)             # (B, I + 1)
 
 
 class ItemKNN:

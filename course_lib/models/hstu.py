@@ -14,17 +14,30 @@ layout, one position per event. Labels follow the paper's retrieval task (sectio
 the label of position t is the next item s_{t+1} only if its action a_{t+1} is positive
 (`HSTUConfig.positive_actions`); otherwise position t has no label and is masked out.
 
-Each layer is pointwise (section 3.1, eqs. 1-3), as in the reference code
-(facebookresearch/generative-recommenders, research path):
+Each layer is pointwise. The paper's equations (section 3.1, eqs. 1-3), with
+phi_1 = phi_2 = SiLU and Norm a layer norm:
 
-    U, V, Q, K = Split(SiLU(f1(LN(X))))                  (1) pointwise projection
-    A = SiLU(Q K^T + rab^{p,t}) / n  (x) Mask            (2) pointwise aggregation
-    Y = X + f2(Dropout(U (x) LN(A V)))                   (3) pointwise transformation
+    U, V, Q, K = Split(phi_1(f1(X)))                     (1) pointwise projection
+    A(X) V(X) = phi_2(Q K^T + rab^{p,t}) V(X)            (2) pointwise aggregation
+    Y(X) = f2(Norm(A(X) V(X)) (x) U(X))                  (3) pointwise transformation
+
+This module follows the reference code (facebookresearch/generative-recommenders, research
+path), which adds three things the equations do not have: a LayerNorm of the input X before
+f1, the division of the weights by n, and a residual connection (dropout before f2):
+
+    U, V, Q, K = Split(SiLU(f1(LN(X))))                  (1) + LN(X)
+    A = SiLU(Q K^T + rab^{p,t}) / n  (x) Mask            (2) + the division by n
+    Y = X + f2(Dropout(U (x) LN(A V)))                   (3) + the residual X + ...
 
 with (x) the element-wise product and Mask the causal 0/1 mask (t sees the events s <= t).
 There is no softmax and no 1/sqrt(d): a row of A does not sum to 1, so ten relevant events
-in a history weigh ten times one, where softmax would average them away ("preference
-intensity", section 3.1). The divisor n (`HSTUConfig.divisor`):
+weigh ten times one in A V, where softmax would average them away ("preference intensity",
+section 3.1). Eq. 3's Norm(A V) then divides A V's overall scale out (one LayerNorm over all
+heads together): what reaches Y is the shape of A V, how the events' contributions weigh
+against each other within the sum (and one head's sum against another's), not its size.
+A V scaled by any factor gives the same Y; lesson 07 measures what that leaves of a count.
+
+The divisor n (`HSTUConfig.divisor`):
     "padded"  the reference's: a constant, the padded length, here max_len + 1 (max_len
               history slots + 1 candidate slot; the reference's max_len + output slots,
               211 on ML-1M), the same for every user and position, so A is a scaled sum;
@@ -49,15 +62,23 @@ timestamp is used, as the reference code does.
 Training (the reference's ML-1M setting): every labelled position predicts the next item by
 sampled softmax over L2-normalised vectors, cosine / temperature 0.05, with 128 uniform
 negatives per position from the batch (`next_item_batches(..., n_negatives=128)`); a
-negative equal to the positive is masked (`course_lib.losses.sampled_softmax_loss`).
+negative equal to the positive is masked (`losses.normalised_sampled_softmax_loss`).
+The reference trains with AdamW, lr 1e-3, betas (0.9, 0.98), no weight decay (`train.fit`'s
+optimizer="adamw", betas=(0.9, 0.98)).
 Options: stochastic length (section 3.2, `stochastic_length`) drops events from long
-sequences, and `ranking_weight` adds a ranking task for `score_candidates`.
+sequences, and `ranking_weight` trains `ranking_head` for `score_candidates` (below).
 
 Ranking with M-FALCON (section 3.4): m candidates are appended after the history, each sees
 the whole history and itself, never another candidate, so one pass scores b_m of them at
 O((n + b_m)^2 d) instead of b_m passes at O(n^2 d) each; microbatches of b_m candidates reuse
 the history's keys and values (a KV cache). A candidate token carries its item, the next
 position and no action (the action is what ranking predicts); `ranking_head` reads its output.
+What is implemented is the MECHANICS of M-FALCON (the mask, the cache, the cost), not the
+paper's ranking task: the paper interleaves item and action tokens and trains the model to
+predict the action a user takes on each candidate. Here `ranking_head` is untrained unless
+`ranking_weight` > 0, and then it learns to tell the next positively-acted item from
+`ranking_negatives` random items (a sampled softmax over the candidates), not the action.
+The candidate never carries the target's action, in training or at evaluation.
 
 The full event stream, exposures included: `load_dataset` keeps only consumed events (every
 action positive). To train on everything the user saw, build the split over all actions,
@@ -89,6 +110,7 @@ from torch import Tensor, nn
 from course_lib import losses
 from course_lib.data.sequences import history_of
 from course_lib.data.world import ACTIONS, CONSUMED
+from course_lib.losses import normalised_sampled_softmax_loss
 
 DIVISORS = ("padded", "length")
 N_TIME_BUCKETS = 128            # buckets 0..128: 129 learned time scalars
@@ -380,26 +402,6 @@ def keep_columns(x: Tensor, keep: Tensor) -> Tensor:
     kept = keep.gather(1, order)
     index = order.view(*order.shape, *[1] * (x.dim() - 2)).expand(-1, -1, *x.shape[2:])
     return x.gather(1, index) * kept.view(*kept.shape, *[1] * (x.dim() - 2))
-
-
-def normalised_sampled_softmax_loss(queries: Tensor, item_embedding: Tensor, labels: Tensor,
-                                    negatives: Tensor, temperature: float) -> Tensor:
-    """Sampled softmax on the unit sphere (the reference's loss): queries (M, D), labels
-    (M,), negatives (M, N), item_embedding (I + 1, D); every vector is L2-normalised, the
-    logits are cosines / temperature, and a negative equal to its positive is masked.
-
-    Two ways to the same cosines: a small catalogue (I + 1 <= N D) is scored whole by one
-    matmul and the negatives' columns are picked, cheaper than gathering N vectors per
-    position, which a large catalogue needs."""
-    queries = F.normalize(queries, dim=-1, eps=NORM_EPS)                  # (M, D)
-    items = F.normalize(item_embedding, dim=-1, eps=NORM_EPS)             # (I + 1, D)
-    pos = (queries * items[labels]).sum(-1)                                # (M,) cos
-    if items.shape[0] <= negatives.shape[-1] * items.shape[1]:
-        neg = (queries @ items.T).gather(1, negatives)                     # (M, I + 1) -> (M, N)
-    else:
-        neg = torch.einsum("md,mnd->mn", queries, items[negatives])        # (M, N, D) -> (M, N)
-    return losses.sampled_softmax_loss(pos, neg, accidental_hits=negatives == labels[:, None],
-                                       temperature=temperature)
 
 
 # --- the model ----------------------------------------------------------------------------------

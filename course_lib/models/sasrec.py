@@ -29,6 +29,10 @@ Three training losses (`SASRecConfig.loss_type`):
     "softmax"         full cross-entropy over all I items (every item a negative)
     "sampled_softmax" cross-entropy over the target and the batch's N sampled negatives
                       (`course_lib.losses.sampled_softmax_loss`)
+With `SASRecConfig.temperature` set, "sampled_softmax" scores by cosines instead of dot
+products: F_t and M are L2-normalised, the logits are cos / temperature and a negative equal
+to the target is masked, HSTU's loss (`losses.normalised_sampled_softmax_loss`), so that
+lesson 07 can compare the two architectures under one loss; `scores` are then cosines too.
 
 Dimensions: B batch, T positions (= max_len), D width (d_model), H heads, I items,
 N negatives per position.
@@ -60,6 +64,7 @@ class SASRecConfig:
     n_heads: int = 1
     dropout: float = 0.2
     loss_type: str = "bce"
+    temperature: float | None = None      # None: dot products; > 0: cosine / temperature
 
     def __post_init__(self):
         if self.n_items < 2:
@@ -74,6 +79,14 @@ class SASRecConfig:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
         if self.loss_type not in LOSSES:
             raise ValueError(f"loss_type must be one of {LOSSES}, got {self.loss_type!r}")
+        if self.temperature is not None:
+            if self.loss_type != "sampled_softmax":
+                raise ValueError(f"a temperature (cosine logits) goes with loss_type="
+                                 f"'sampled_softmax', got loss_type={self.loss_type!r}; set "
+                                 "temperature=None for dot products")
+            if not self.temperature > 0:
+                raise ValueError(f"temperature must be > 0 (HSTU uses 0.05), got "
+                                 f"{self.temperature}")
 
 
 # --- the mask: who may attend to whom -------------------------------------------------------
@@ -248,9 +261,13 @@ class SASRec(nn.Module):
         self._check_ids(negatives, "negatives")
         if self.config.loss_type == "bce":
             return bce_loss(hidden, embedding, targets, negatives)
+        valid = targets > 0
+        if self.config.temperature is not None:                 # cosines / temperature
+            return losses.normalised_sampled_softmax_loss(hidden[valid], embedding,
+                                                          targets[valid], negatives[valid],
+                                                          self.config.temperature)
         # Cross-entropy over the target and its N uniform negatives (Jean et al. 2015); with
         # a uniform proposal the log-q correction is a constant and drops out.
-        valid = targets > 0
         pos = (hidden[valid] * embedding[targets[valid]]).sum(-1)                  # (M,)
         neg = torch.einsum("md,mnd->mn", hidden[valid], embedding[negatives[valid]])  # (M, N)
         return losses.sampled_softmax_loss(pos, neg)
@@ -259,7 +276,8 @@ class SASRec(nn.Module):
     def scores(self, batch: dict[str, Tensor] | Tensor) -> Tensor:
         """(B, I + 1) scores of every item as the next one after a left-padded history (B, T)
         (batch["history"], or the batch itself as a tensor); column 0 is -inf. Only the
-        newest `max_len` items are read."""
+        newest `max_len` items are read. Dot products F_T . M_i, or cosines when the config
+        has a temperature."""
         history = self._check_inputs(history_of(batch))
         empty = ~(history > 0).any(dim=1)
         if bool(empty.any()):
@@ -267,7 +285,11 @@ class SASRec(nn.Module):
             raise ValueError(f"history row {row} is empty (all padding): SASRec needs at "
                              "least one item to predict the next; score such users with "
                              "a popularity baseline instead")
-        return next_item_scores(self(history), self.item_embedding.weight)     # (B, I + 1)
+        hidden, embedding = self(history), self.item_embedding.weight
+        if self.config.temperature is not None:                 # cosines, as it was trained
+            hidden = F.normalize(hidden, dim=-1, eps=losses.NORM_EPS)
+            embedding = F.normalize(embedding, dim=-1, eps=losses.NORM_EPS)
+        return next_item_scores(hidden, embedding)                             # (B, I + 1)
 
     @torch.no_grad()
     def attention_maps(self, history: Tensor) -> list[Tensor]:
