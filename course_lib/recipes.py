@@ -161,12 +161,14 @@ def recipe_for(dataset: str, device: torch.device | str | None = None,
 
 @dataclass(frozen=True)
 class Run:
-    """What a model trains under: the recipe, the epoch cap, the patience of early stopping
-    (epochs without a better validation NDCG@10), the time budget in seconds (None: no
-    limit), the device, the seed, and whether fit shows its progress bar."""
+    """What a model trains under: the recipe, the epoch cap (and optionally a step cap), the
+    patience of early stopping (epochs without a better validation NDCG@10), the time budget
+    in seconds (None: no limit), the device, the seed, and whether fit shows its progress
+    bar."""
 
     recipe: Recipe
     epochs: int
+    steps: int | None = None
     patience: int = 10
     budget: float | None = None
     device: object = "cpu"
@@ -194,7 +196,7 @@ def train_sequence_model(model, data: Dataset, settings: SequenceRecipe, run: Ru
         split.train, data.n_items, settings.max_len, settings.batch_size, n_negatives,
         seed=epoch, timestamps=times),
         validate=lambda m: evaluate_model(m, valid, ks=(10,), device=run.device)["NDCG@10"],
-        epochs=run.epochs, patience=run.patience, lr=settings.lr, device=run.device,
+        epochs=run.epochs, steps=run.steps, patience=run.patience, lr=settings.lr, device=run.device,
         time_budget=run.budget, progress=run.progress, **optimizer)
     return model, result
 
@@ -250,7 +252,7 @@ def tiger(data, settings, run):
                                                          by_length=True),
                  validate=lambda m: evaluate_model(beam, valid, ks=(10,),
                                                    device=run.device)["NDCG@10"],
-                 epochs=run.epochs, patience=run.patience, lr=recipe.lr, optimizer="adamw",
+                 epochs=run.epochs, steps=run.steps, patience=run.patience, lr=recipe.lr, optimizer="adamw",
                  schedule=constant_then_inverse_sqrt(recipe.constant_steps), device=run.device,
                  time_budget=run.budget, progress=run.progress)
     return beam, result
@@ -304,7 +306,7 @@ def pinrec(data, settings, run):
                                                          settings.batch_size, seed=epoch),
                  validate=lambda m: evaluate_model(Engaged(m), valid, ks=(10,),
                                                    device=run.device)["NDCG@10"],
-                 epochs=run.epochs, patience=run.patience, lr=run.recipe.pinrec_lr,
+                 epochs=run.epochs, steps=run.steps, patience=run.patience, lr=run.recipe.pinrec_lr,
                  device=run.device, time_budget=run.budget, progress=run.progress)
     return Engaged(model), result
 
