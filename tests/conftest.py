@@ -31,6 +31,21 @@ def root() -> Path:
 
 # --- fixtures -----------------------------------------------------------------------------
 
+def headless_browser(local_server: bool = False):
+    """Yield the one headless Chromium of tools/check_book.py for a module's browser tests, or
+    skip them where Chromium and its driver are not installed (`yield from` it in a fixture)."""
+    import sys
+    sys.path.insert(0, str(ROOT / "tools"))
+    import check_book
+    try:
+        check_book.find_browser()
+    except RuntimeError as err:
+        pytest.skip(f"no headless browser on this machine: {err}")
+    browser = check_book.open_browser(local_server=local_server)
+    yield browser
+    browser.quit()
+
+
 @pytest.fixture
 def stub():
     """An unfinished exercise task: every call raises NotImplementedError."""

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
+
+from conftest import headless_browser
 from nbconvert import HTMLExporter
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
@@ -146,13 +148,7 @@ def test_the_builder_explains_itself_with_help(capsys):
 
 @pytest.fixture(scope="module")
 def chrome():
-    try:
-        check_book.find_browser()
-    except RuntimeError as err:
-        pytest.skip(f"no headless browser on this machine: {err}")
-    browser = check_book.open_browser()
-    yield browser
-    browser.quit()
+    yield from headless_browser()
 
 
 def test_every_page_passes_the_offline_browser_check(book, chrome):

@@ -32,6 +32,8 @@ from pathlib import Path
 import nbformat
 import pytest
 
+from conftest import headless_browser
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import check_book  # noqa: E402  (the one headless Chromium set-up)
@@ -186,13 +188,7 @@ def test_make_teach_has_nbgrader(servers):
 
 @pytest.fixture(scope="module")
 def chrome():
-    try:
-        check_book.find_browser()
-    except RuntimeError as err:
-        pytest.skip(f"no headless browser on this machine: {err}")
-    browser = check_book.open_browser(local_server=True)
-    yield browser
-    browser.quit()
+    yield from headless_browser(local_server=True)
 
 
 @pytest.fixture(scope="module")

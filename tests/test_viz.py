@@ -136,7 +136,7 @@ def test_show_in_a_kernel_draws_the_map_once_as_the_widget_app_or_where_widgets_
 
     from course_lib.viz import explorer as module
     displayed = []
-    monkeypatch.setattr(module, "_in_kernel", lambda: True)
+    monkeypatch.setattr(module, "in_kernel", lambda: True)
     monkeypatch.setenv("COURSE_WIDGETS", widgets_env)         # the HTML book sets it to 0
     monkeypatch.setattr(explorer, "widget", lambda: "app")
     monkeypatch.setattr(IPython.display, "display", displayed.append)

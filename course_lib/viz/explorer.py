@@ -45,6 +45,10 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.spatial import cKDTree
 
+from course_lib.viz.display import in_kernel, png, widgets_wanted
+from course_lib.viz.display import items_text as _items
+from course_lib.viz.display import marker as _marker
+
 
 def cache_dir() -> Path:
     root = os.environ.get("COURSE_CACHE_DIR") or os.environ.get("XDG_CACHE_HOME")
@@ -128,7 +132,7 @@ def code_palette(n: int) -> list:
     return [colours[i % len(colours)] for i in range(n)]
 
 
-def _groups(xy: np.ndarray, radius: float) -> np.ndarray:
+def point_groups(xy: np.ndarray, radius: float) -> np.ndarray:
     """Connected groups of points closer than `radius` (single linkage); a label per point."""
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
@@ -208,7 +212,7 @@ class CodebookExplorer:
         labels = []
         for c in np.unique(column[column >= 0]):
             points = self.shown_xy[column == c]
-            group = _groups(points, 0.04 * self.extent)
+            group = point_groups(points, 0.04 * self.extent)
             for g in np.unique(group):
                 members = points[group == g]
                 if len(members) >= max(3, min_share * len(points)):
@@ -437,7 +441,7 @@ class CodebookExplorer:
                 fig.text(0.5, 0.5, str(err), ha="center")
             out.clear_output(wait=True)
             with out:
-                display(_png(fig))
+                display(png(fig))
 
         def level_changed(change):
             picked = code.value
@@ -465,9 +469,9 @@ class CodebookExplorer:
         imports and $COURSE_WIDGETS is not "0" (the HTML book sets it to "0": a static page
         cannot run widgets). One or the other, so the map is never drawn twice in a row.
         """
-        in_kernel = _in_kernel()
+        kernel = in_kernel()
         if interactive is None:
-            interactive = in_kernel and os.environ.get("COURSE_WIDGETS", "1") != "0"
+            interactive = widgets_wanted(kernel)
         if interactive:
             try:
                 app = self.widget()
@@ -477,7 +481,7 @@ class CodebookExplorer:
                 from IPython.display import display
                 display(app)
                 return
-        elif in_kernel:
+        elif kernel:
             print("In JupyterLab this is an explorer: a level slider, colour-by buttons and a "
                   "code picker redraw one map at a time. Here, the map coloured every way "
                   f"at level {level}:")
@@ -485,41 +489,8 @@ class CodebookExplorer:
         plt.show()
 
 
-def _png(fig):
-    """The figure as a PNG at its own size, closed. The inline backend would crop it to its
-    tight bounding box, which draws it twice: 40% of a redraw, for a layout that is fixed."""
-    import io
-
-    from IPython.display import Image
-
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", facecolor="white")
-    plt.close(fig)
-    return Image(data=buffer.getvalue(), format="png")
-
-
 def _mean_pair_distance(points: np.ndarray) -> float:
     if len(points) < 2:
         return 0.0
     from scipy.spatial.distance import pdist
     return float(pdist(points).mean())
-
-
-def _items(n) -> str:
-    return f"{int(n)} item" if int(n) == 1 else f"{int(n)} items"
-
-
-def _marker(label: str, marker: str = "o", markersize: float = 6, **style):
-    from matplotlib.lines import Line2D
-    if "color" in style:
-        style = {"markerfacecolor": style["color"], "markeredgecolor": style.pop("color"), **style}
-    return Line2D([], [], linestyle="", marker=marker, markersize=markersize, label=label, **style)
-
-
-def _in_kernel() -> bool:
-    try:
-        from IPython import get_ipython
-    except ImportError:
-        return False
-    shell = get_ipython()
-    return shell is not None and hasattr(shell, "kernel")
