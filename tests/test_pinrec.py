@@ -119,16 +119,65 @@ def test_recommend_fills_the_budgets_without_duplicates_and_without_history():
     seed_everything(0)
     model = PinRec(PinRecConfig(30, max_len=8, d_model=16)).eval()
     batch = {"history": t([[0, 3, 4, 5], [1, 2, 3, 4]]), "actions": t([[0, 2, 3, 4], [2, 2, 2, 2]])}
-    top = model.recommend(batch, {"click": 4, "conversion": 3})
+    top = model.recommend(batch, {"click": 4, "conversion": 3}, exclude_history=True)
     assert top.shape == (2, 7)
     for row, hist in zip(top.tolist(), batch["history"].tolist()):
         assert len(set(row)) == 7 and not set(row) & set(hist) and 0 not in row
-    single = model.recommend(batch, {"click": 7})
+    single = model.recommend(batch, {"click": 7}, exclude_history=True)
     exact = ItemIndex(model.item_vectors()).search(model.query_vectors(batch, "click"), 7,
                                                     exclude=batch["history"])[1]
     assert torch.equal(single, exact)
-    merged = model.recommend(batch, {"click": 4, "conversion": 3}, merge_cosine=-1.0)
+    merged = model.recommend(batch, {"click": 4, "conversion": 3}, merge_cosine=-1.0,
+                             exclude_history=True)
     assert torch.equal(merged, exact)                   # everything merged into the click query
+
+
+def test_recommend_under_allow_ranks_seen_items_like_any_other():
+    # the world's convention ("allow"): nothing is masked, the list is the exact top k of all
+    seed_everything(0)
+    model = PinRec(PinRecConfig(30, max_len=8, d_model=16)).eval()
+    batch = {"history": t([[0, 3, 4, 5], [1, 2, 3, 4]]), "actions": t([[0, 2, 3, 4], [2, 2, 2, 2]])}
+    query = model.query_vectors(batch, "click")
+    top = model.recommend(batch, {"click": 30}, exclude_history=False)
+    assert torch.equal(top, ItemIndex(model.item_vectors()).search(query, 30)[1])
+    for row, hist in zip(top.tolist(), batch["history"].tolist()):
+        assert set(hist) - {0} <= set(row)              # every seen item is still a candidate
+
+
+def test_numpy_integer_budgets_work_like_ints():
+    seed_everything(0)
+    model = PinRec(PinRecConfig(30, max_len=8, d_model=16)).eval()
+    batch = {"history": t([[0, 3, 4, 5]]), "actions": t([[0, 2, 3, 4]])}
+    assert torch.equal(model.recommend(batch, {"click": np.int64(4)}, exclude_history=True),
+                       model.recommend(batch, {"click": 4}, exclude_history=True))
+
+
+def test_recommend_asks_which_convention_for_seen_items():
+    model = PinRec(PinRecConfig(30, max_len=8, d_model=16)).eval()
+    batch = {"history": t([[0, 3, 4, 5]]), "actions": t([[0, 2, 3, 4]])}
+    with pytest.raises(ValueError, match="exclude_history=True leaves the history's items out"):
+        model.recommend(batch, {"click": 3})
+
+
+def test_one_backbone_pass_gives_the_queries_of_every_outcome():
+    # "one pass serves every outcome": the queries of outcome_queries equal those computed
+    # one outcome at a time (a backbone pass each), and recommend runs the backbone once
+    seed_everything(0)
+    model = PinRec(PinRecConfig(30, max_len=8, d_model=16)).eval()
+    batch = {"history": t([[0, 3, 4, 5], [1, 2, 3, 4], [0, 0, 7, 9]]),
+             "actions": t([[0, 2, 3, 4], [2, 2, 2, 2], [0, 0, 4, 3]])}
+    names = ["conversion", "click", "like"]
+    together = model.outcome_queries(batch, names)                          # (B, Q, D)
+    assert together.shape == (3, 3, 16)
+    for q, name in enumerate(names):
+        hidden = model(batch["history"], batch["actions"])[:, -1]          # a pass per outcome
+        alone = model.queries(hidden, torch.full((3,), model.outcome_id(name)))
+        assert torch.allclose(together[:, q], alone, atol=1e-6)
+        assert torch.allclose(together[:, q], model.query_vectors(batch, name), atol=1e-6)
+    passes = []
+    model.register_forward_hook(lambda module, args, out: passes.append(out.shape))
+    model.recommend(batch, {"click": 2, "like": 2, "conversion": 2}, exclude_history=False)
+    assert len(passes) == 1
 
 
 def test_bad_input_gets_clear_errors():
@@ -141,11 +190,13 @@ def test_bad_input_gets_clear_errors():
     model = PinRec(PinRecConfig(30, max_len=8, d_model=16)).eval()
     batch = {"history": t([[0, 3, 4, 5]]), "actions": t([[0, 2, 3, 4]])}
     with pytest.raises(ValueError, match="unknown outcome 'save'"):
-        model.recommend(batch, {"save": 3})
+        model.recommend(batch, {"save": 3}, exclude_history=False)
     with pytest.raises(ValueError, match="add up to a positive k"):
-        model.recommend(batch, {"click": 0})
+        model.recommend(batch, {"click": 0}, exclude_history=False)
     with pytest.raises(ValueError, match="must be an int >= 0"):
-        model.recommend(batch, {"click": -2, "like": 5})
+        model.recommend(batch, {"click": -2, "like": 5}, exclude_history=False)
+    with pytest.raises(ValueError, match="at least one outcome"):
+        model.outcome_queries(batch, [])
     with pytest.raises(ValueError, match="reads the history's actions"):
         model.scores(batch["history"])
     with pytest.raises(ValueError, match="actions must be ids"):

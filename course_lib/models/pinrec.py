@@ -23,9 +23,11 @@ an item index (`retrieval.ItemIndex`, faiss at scale) searches. Three ideas on t
    or "mean". window=1 is plain next-item training. The exact window and loss of the paper
    are not public; this is the course's own design.
 
-3. Budgeted retrieval. `recommend(batch, budgets={"click": 6, "conversion": 4})` builds one
-   query per outcome, merges near-duplicate queries (cosine above `merge_cosine`, budgets
-   summed), retrieves each query's budget and merges the lists without duplicates.
+3. Budgeted retrieval. `recommend(batch, budgets={"click": 6, "conversion": 4},
+   exclude_history=...)` builds one query per outcome from ONE backbone pass (the backbone
+   never sees the outcome, so its hidden state serves every query: `outcome_queries`),
+   merges near-duplicate queries (cosine above `merge_cosine`, budgets summed), retrieves
+   each query's budget and merges the lists without duplicates.
 
 The loss is a sampled softmax over L2-normalised vectors (cosine / temperature) against
 shared negatives: `n_in_batch` of the batch's own positives (in-batch negatives, drawn with
@@ -44,6 +46,7 @@ Q queries per user (outcomes asked for).
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 
 import numpy as np
@@ -204,8 +207,9 @@ def engagement_batches(split, max_len: int, batch_size: int, window: int = 1,
 class PinRec(nn.Module):
     """PinRec over item ids 1..I; `loss(batch)` trains it with `train.fit` on
     `engagement_batches`; `scores(batch)` (one outcome) feeds `evaluate_model`;
-    `query_vectors` and `item_vectors` feed `retrieval.ItemIndex`; `recommend(batch,
-    budgets=...)` is budgeted retrieval."""
+    `query_vectors` (one outcome), `outcome_queries` (several, one backbone pass) and
+    `item_vectors` feed `retrieval.ItemIndex`; `recommend(batch, budgets=...,
+    exclude_history=...)` is budgeted retrieval."""
 
     def __init__(self, config: PinRecConfig):
         super().__init__()
@@ -316,13 +320,25 @@ class PinRec(nn.Module):
         return self.config.outcomes.index(outcome) + 1
 
     @torch.no_grad()
+    def outcome_queries(self, batch: dict[str, Tensor] | Tensor, outcomes) -> Tensor:
+        """(B, Q, D) unit queries at each user's last event, one per outcome asked for (names,
+        in order): ONE backbone pass, whatever is asked, then the head once per outcome. The
+        backbone never sees the outcome, so its hidden state serves every query."""
+        outcomes = list(outcomes)
+        if not outcomes:
+            raise ValueError(f"ask for at least one outcome of {list(self.config.outcomes)}")
+        ids = [self.outcome_id(o) for o in outcomes]
+        history, actions = self._eval_inputs(batch)
+        hidden = self(history, actions)[:, -1]                                # (B, D): one pass
+        asked = torch.as_tensor(ids, device=hidden.device).expand(len(hidden), -1)   # (B, Q)
+        return self.queries(hidden[:, None].expand(-1, len(ids), -1), asked)  # (B, Q, D)
+
+    @torch.no_grad()
     def query_vectors(self, batch: dict[str, Tensor] | Tensor, outcome: str | None = None) -> Tensor:
         """(B, D) unit queries at each user's last event, asked for `outcome` (default: the
-        first of config.outcomes)."""
-        history, actions = self._eval_inputs(batch)
-        hidden = self(history, actions)[:, -1]                                # (B, D)
-        outcome_id = self.outcome_id(outcome or self.config.outcomes[0])
-        return self.queries(hidden, torch.full_like(history[:, 0], outcome_id))
+        first of config.outcomes). For several outcomes, `outcome_queries` reads the history
+        once."""
+        return self.outcome_queries(batch, [outcome or self.config.outcomes[0]])[:, 0]
 
     @torch.no_grad()
     def scores(self, batch: dict[str, Tensor] | Tensor, outcome: str | None = None) -> Tensor:
@@ -333,28 +349,39 @@ class PinRec(nn.Module):
 
     @torch.no_grad()
     def recommend(self, batch: dict[str, Tensor] | Tensor, budgets: dict[str, int],
-                  index=None, merge_cosine: float = 0.99, exclude_history: bool = True) -> Tensor:
+                  index=None, merge_cosine: float = 0.99,
+                  exclude_history: bool | None = None) -> Tensor:
         """(B, K) items, K = the sum of the budgets: for each outcome a query retrieves its
-        budget from `index` (a `retrieval.ItemIndex` over `item_vectors()`; default exact),
-        the history excluded; near-duplicate queries of a user (cosine > merge_cosine) are
-        merged first, budgets summed; the lists are merged without duplicates
-        (`budgeted_merge`), outcomes in the order given."""
+        budget from `index` (a `retrieval.ItemIndex` over `item_vectors()`; default exact);
+        near-duplicate queries of a user (cosine > merge_cosine) are merged first, budgets
+        summed; the lists are merged without duplicates (`budgeted_merge`), outcomes in the
+        order given. The backbone runs once for all the outcomes (`outcome_queries`).
+
+        exclude_history: the split's convention for seen items (`metrics.SEEN`), to be said
+        every time, as there is no default that suits every dataset: True leaves the history's
+        items out ("exclude", MovieLens, Amazon), False lets them be recommended again
+        ("allow", the world, whose users come back to items). `split.seen == "exclude"`."""
         from course_lib.retrieval import ItemIndex
 
+        if exclude_history is None:
+            raise ValueError("say which convention the list follows: exclude_history=True leaves "
+                             "the history's items out ('exclude', MovieLens, Amazon), False lets "
+                             "them come back ('allow', the world); pass split.seen == 'exclude'")
         if not isinstance(budgets, dict) or not budgets:
             raise ValueError("budgets must be a dict {outcome: number of items}, e.g. "
                              "{'click': 6, 'conversion': 4}")
         for outcome, budget in budgets.items():
             self.outcome_id(outcome)
-            if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
+            if isinstance(budget, bool) or not isinstance(budget, numbers.Integral) or budget < 0:
                 raise ValueError(f"budget of {outcome!r} must be an int >= 0, got {budget!r}")
+        budgets = {outcome: int(budget) for outcome, budget in budgets.items()}
         total = sum(budgets.values())
         if total < 1:
             raise ValueError(f"the budgets must add up to a positive k, got {budgets}")
         index = index or ItemIndex(self.item_vectors(), "exact")
         history = history_of(batch)
         names = list(budgets)
-        queries = torch.stack([self.query_vectors(batch, o) for o in names], 1)   # (B, Q, D)
+        queries = self.outcome_queries(batch, names)                            # (B, Q, D)
         exclude = history if exclude_history else None
         found = [index.search(queries[:, q], min(total, index.n_items), exclude)[1].cpu()
                  for q in range(len(names))]                                      # Q x (B, K)
