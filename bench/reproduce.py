@@ -217,6 +217,8 @@ def main(argv=None) -> list[dict]:
         print(f"  {name}: HR@10 {rows[-1].get('HR@10', float('nan')):.4f}, NDCG@10 "
               f"{rows[-1].get('NDCG@10', float('nan')):.4f} ({rows[-1]['train_seconds']:.0f} s)",
               flush=True)
+        if args.json:                          # after every model: an hour's run is never lost
+            write_json(Path(args.json), rows)
     print(f"\ntest split; {protocol(data.split.evaluation('test'))}; best epoch on validation "
           "NDCG@10; R@K = HR@K with one target per user\n")
     print(table(rows))
@@ -225,9 +227,14 @@ def main(argv=None) -> list[dict]:
         print(f"\npublished: {source}")
     if not sources:
         print(f"\nno published numbers for {dataset}")
-    if args.json:
-        Path(args.json).write_text(json.dumps(rows, indent=2) + "\n")
     return rows
+
+
+def write_json(path: Path, rows: list[dict]) -> None:
+    """The rows as JSON, atomically: a temporary file beside `path`, then a rename."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(rows, indent=2) + "\n")
+    tmp.replace(path)
 
 
 if __name__ == "__main__":
