@@ -15,7 +15,9 @@
   probability of the ID, and an ID the model doubts keeps a low score even when it is the
   only valid one. `beam_search` returns the beams, one `beam_step` per position;
   `beam_items` turns them into item ids. `sample_tokens` draws one token per row from
-  softmax(z / tau) instead (sampling rather than search: tau -> 0 is greedy decoding).
+  softmax(z / tau) instead, and `sample_ids` writes whole IDs that way, through the trie
+  (sampling rather than search, as in TIGER's diversity experiment: tau -> 0 is greedy
+  decoding).
 * **Dense retrieval** (SASRec's shared item embedding, PinRec's outcome-conditioned query):
   the score of item i is the inner product <q, v_i>, and `ItemIndex` returns the top k.
   "exact" multiplies by every item vector (torch, any device: the reference); "faiss-flat"
@@ -37,16 +39,23 @@ item id).
 from __future__ import annotations
 
 import math
+import numbers
 import warnings
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
 from course_lib.quantize.semantic_ids import NO_TOKEN, PrefixTrie, SemanticIds
 
 NextTokenLogits = Callable[[Tensor, Tensor], Tensor]   # (rows (N,), prefixes (N, d)) -> (N, V_d)
+
+
+def _is_count(value) -> bool:
+    """An integer of any kind (Python's or numpy's, e.g. np.int64(3)), never a bool."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
 
 
 def best_first(values: Tensor, columns: Tensor) -> tuple[Tensor, Tensor]:
@@ -182,8 +191,9 @@ def beam_step(log_probs: Tensor, step_log_probs: Tensor,
     w' = min(beam, w * V): the new scores, which beam each one extends, and the token it
     adds. Ties go to the earlier beam, then the smaller token.
     """
-    if not isinstance(beam, int) or isinstance(beam, bool) or beam < 1:
+    if not _is_count(beam) or beam < 1:
         raise ValueError(f"beam must be an int >= 1, got {beam!r}")
+    beam = int(beam)
     if log_probs.dim() != 2 or step_log_probs.dim() != 2:
         raise ValueError(f"log_probs must be (B, w) and step_log_probs (B * w, V), got shapes "
                          f"{tuple(log_probs.shape)} and {tuple(step_log_probs.shape)}")
@@ -244,10 +254,11 @@ def beam_search(next_token_logits: NextTokenLogits, trie: PrefixTrie | SemanticI
     trie = trie.trie if isinstance(trie, SemanticIds) else trie
     if not isinstance(trie, PrefixTrie):
         raise TypeError(f"trie must be a PrefixTrie or SemanticIds, got {type(trie).__name__}")
-    if not isinstance(n_queries, int) or n_queries < 1:
+    if not _is_count(n_queries) or n_queries < 1:
         raise ValueError(f"n_queries must be an int >= 1, got {n_queries!r}")
-    if not isinstance(beam, int) or beam < 1:
+    if not _is_count(beam) or beam < 1:
         raise ValueError(f"beam must be an int >= 1, got {beam!r}")
+    n_queries, beam = int(n_queries), int(beam)
     temperatures = check_temperatures(temperature, trie.depth)
     device = trie.device
     log_probs = torch.zeros(n_queries, 1, device=device)                   # (B, w) w = 1
@@ -273,6 +284,45 @@ def beam_search(next_token_logits: NextTokenLogits, trie: PrefixTrie | SemanticI
         log_probs = torch.cat([log_probs, log_probs.new_full((n_queries, missing),
                                                              float("-inf"))], 1)
     return BeamResult(ids=ids, log_probs=log_probs)
+
+
+def sample_ids(next_token_logits: NextTokenLogits, trie: PrefixTrie | SemanticIds,
+               n_queries: int, n_samples: int, temperature: float | Sequence[float] = 1.0,
+               constrained: bool = True, generator: torch.Generator | None = None) -> Tensor:
+    """Draw `n_samples` semantic IDs per query, token by token, from the tempered model:
+    (B, n, M) codes (TIGER, section 4: the diversity experiment samples at tau = 1, 1.5, 2).
+
+    The same walk as `beam_search`, with `sample_tokens` in place of the top-W choice: at
+    position d every draw's prefix is sent to `next_token_logits` (the rows of query b are
+    b * n .. b * n + n - 1), the tokens the trie rejects get logit -inf (`constrained`), and
+    one token is drawn from softmax(z_d / tau_d). So a constrained draw is always a valid ID,
+    drawn with probability prod_d p_tau(c_d | c_<d) renormalised over the valid tokens at each
+    step (beam search ranks by the unrenormalised log-probabilities instead); draws are
+    independent, so a query's n IDs may repeat. tau -> 0 is greedy decoding (beam search with
+    W = 1). `generator` (on the trie's device) makes the draws reproducible.
+    """
+    trie = trie.trie if isinstance(trie, SemanticIds) else trie
+    if not isinstance(trie, PrefixTrie):
+        raise TypeError(f"trie must be a PrefixTrie or SemanticIds, got {type(trie).__name__}")
+    for name, value in (("n_queries", n_queries), ("n_samples", n_samples)):
+        if not _is_count(value) or value < 1:
+            raise ValueError(f"{name} must be an int >= 1, got {value!r}")
+    n_queries, n_samples = int(n_queries), int(n_samples)
+    temperatures = check_temperatures(temperature, trie.depth)
+    device = trie.device
+    rows = torch.arange(n_queries, device=device).repeat_interleave(n_samples)   # (N,) N = B * n
+    prefixes = torch.zeros(len(rows), 0, dtype=torch.long, device=device)        # (N, d) d = 0
+    for d, (size, tau) in enumerate(zip(trie.vocab_sizes, temperatures)):
+        logits = next_token_logits(rows, prefixes)                               # (N, V_d)
+        if not isinstance(logits, Tensor) or tuple(logits.shape) != (len(rows), size):
+            shape = tuple(logits.shape) if isinstance(logits, Tensor) else type(logits).__name__
+            raise ValueError(f"next_token_logits must return (N, V_d) = ({len(rows)}, {size}) "
+                             f"logits at position {d}, got {shape}")
+        if constrained:
+            logits = logits.masked_fill(~trie.next_token_mask(prefixes), float("-inf"))
+        token = sample_tokens(logits, tau, generator)                            # (N,)
+        prefixes = torch.cat([prefixes, token[:, None]], dim=1)                  # (N, d + 1)
+    return prefixes.view(n_queries, n_samples, trie.depth)                       # (B, n, M)
 
 
 def _check_history(history, n_rows: int, n_items: int, device: torch.device,
@@ -304,9 +354,10 @@ def beam_items(result: BeamResult, semantic_ids: SemanticIds, k: int,
     beam of at least k plus the history length to fill every list.
     """
     batch, width, _ = result.ids.shape
-    if not isinstance(k, int) or not 1 <= k <= semantic_ids.n_items:
+    if not _is_count(k) or not 1 <= k <= semantic_ids.n_items:
         raise ValueError(f"k must be an int in [1, {semantic_ids.n_items}] (the number of "
                          f"items), got {k!r}")
+    k = int(k)
     if width < k:
         warnings.warn(f"beam width {width} < k={k}: at most {width} items per query, the rest "
                       "of each list is item 0; search with beam >= k", UserWarning,
@@ -355,6 +406,20 @@ def _check_float_matrix(x, name: str, width: int | None = None) -> Tensor:
     return x.detach()
 
 
+def _distinct_rows(data, nlist: int):
+    """The distinct rows of `data` (I, D), to train IVF on: k-means splits a pile of identical
+    vectors into identical centres, and all but one of their cells stay empty. Fewer distinct
+    rows than cells cannot fill every cell: an error that says what works instead."""
+    distinct = np.unique(data, axis=0)                                     # (I', D)
+    if len(distinct) < nlist:
+        raise ValueError(f"faiss-ivf cannot make nlist={nlist} cells from {len(data)} item "
+                         f"vectors of which only {len(distinct)} are distinct: every query "
+                         "whose nearest cell is empty would get an empty list. Use nlist <= "
+                         f"{len(distinct)}, or backend='exact' or 'faiss-flat' (exact); are the "
+                         "item vectors trained, or all the same (e.g. all zero)?")
+    return np.ascontiguousarray(distinct)
+
+
 class ItemIndex:
     """Top-k items by inner product <q, v_i>, exact or approximate, one interface.
 
@@ -364,7 +429,9 @@ class ItemIndex:
         "faiss-ivf" (faiss IndexIVFFlat: k-means into `nlist` cells, a query scans the
         `nprobe` cells whose centres score highest; CPU).
     nlist: IVF cells; default round(sqrt(I)) (the usual starting point; faiss's guide
-        suggests 4 * sqrt(I) to 16 * sqrt(I) at millions of items).
+        suggests 4 * sqrt(I) to 16 * sqrt(I) at millions of items). When identical item
+        vectors would leave cells empty, the cells are trained on the distinct vectors; fewer
+        distinct vectors than nlist is an error (an empty cell answers with an empty list).
     nprobe: IVF cells scanned per query, 1 <= nprobe <= nlist; default 1 (faiss's). Can be
         changed later (`index.nprobe = 16`) without rebuilding; nprobe = nlist is exact.
     """
@@ -387,17 +454,22 @@ class ItemIndex:
         data = vectors[1:].to("cpu", torch.float32).contiguous().numpy()  # (I, D), faiss id i-1
         if backend == "faiss-flat":
             self._faiss = faiss.IndexFlatIP(self.dim)
-        else:
-            self.nlist = nlist if nlist is not None else max(1, round(math.sqrt(self.n_items)))
-            if not isinstance(self.nlist, int) or not 1 <= self.nlist <= self.n_items:
-                raise ValueError(f"nlist must be an int in [1, {self.n_items}] (the number of "
-                                 f"items), got {self.nlist!r}")
-            self._coarse = faiss.IndexFlatIP(self.dim)                     # kept alive here
-            self._faiss = faiss.IndexIVFFlat(self._coarse, self.dim, self.nlist,
-                                             faiss.METRIC_INNER_PRODUCT)
-            self._faiss.train(data)
-            self.nprobe = nprobe
-        self._faiss.add(data)
+            self._faiss.add(data)
+            return
+        nlist = nlist if nlist is not None else max(1, round(math.sqrt(self.n_items)))
+        if not _is_count(nlist) or not 1 <= nlist <= self.n_items:
+            raise ValueError(f"nlist must be an int in [1, {self.n_items}] (the number of "
+                             f"items), got {nlist!r}")
+        self.nlist = int(nlist)
+        self._build_ivf(faiss, data, data)
+        if self._empty_cells():                     # duplicates: cluster the distinct ones
+            self._build_ivf(faiss, data, _distinct_rows(data, self.nlist))
+            if self._empty_cells():
+                raise ValueError(f"faiss-ivf left {self._empty_cells()} of its nlist="
+                                 f"{self.nlist} cells empty, so a query whose nearest cell is "
+                                 "empty would get an empty list; lower nlist, or use "
+                                 "backend='exact' or 'faiss-flat' (exact)")
+        self.nprobe = nprobe
 
     @property
     def nprobe(self) -> int | None:
@@ -407,9 +479,20 @@ class ItemIndex:
     def nprobe(self, value: int) -> None:
         if self.backend != "faiss-ivf":
             raise ValueError(f"nprobe applies to backend='faiss-ivf', not {self.backend!r}")
-        if not isinstance(value, int) or not 1 <= value <= self.nlist:
+        if not _is_count(value) or not 1 <= value <= self.nlist:
             raise ValueError(f"nprobe must be an int in [1, nlist={self.nlist}], got {value!r}")
-        self._faiss.nprobe = value
+        self._faiss.nprobe = int(value)
+
+    def _build_ivf(self, faiss, data, train_on) -> None:
+        """k-means cells from `train_on` (I', D), then every item vector `data` (I, D) added."""
+        self._coarse = faiss.IndexFlatIP(self.dim)                         # kept alive here
+        self._faiss = faiss.IndexIVFFlat(self._coarse, self.dim, self.nlist,
+                                         faiss.METRIC_INNER_PRODUCT)
+        self._faiss.train(train_on)
+        self._faiss.add(data)
+
+    def _empty_cells(self) -> int:
+        return sum(self._faiss.invlists.list_size(cell) == 0 for cell in range(self.nlist))
 
     def search(self, queries: Tensor, k: int,
                exclude: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -421,9 +504,10 @@ class ItemIndex:
         list ends with item 0 and score -inf. Results are on the queries' device.
         """
         queries = _check_float_matrix(queries, "queries", self.dim)        # (B, D)
-        if not isinstance(k, int) or not 1 <= k <= self.n_items:
+        if not _is_count(k) or not 1 <= k <= self.n_items:
             raise ValueError(f"k must be an int in [1, {self.n_items}] (the number of items), "
                              f"got {k!r}")
+        k = int(k)
         if exclude is not None:
             exclude = _check_history(exclude, len(queries), self.n_items, queries.device,
                                      "exclude")

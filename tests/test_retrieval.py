@@ -2,6 +2,7 @@
 inner-product item index (exact in torch, faiss flat and IVF)."""
 import sys
 
+import numpy as np
 import pytest
 import torch
 from hypothesis import given, settings
@@ -10,7 +11,8 @@ from torch import Tensor
 
 from course_lib.quantize.semantic_ids import NO_TOKEN, SemanticIds
 from course_lib.retrieval import (BeamResult, ItemIndex, beam_items, beam_search, beam_step,
-                                  sample_tokens, tempered_log_probs, top_k_smaller_index_first)
+                                  sample_ids, sample_tokens, tempered_log_probs,
+                                  top_k_smaller_index_first)
 
 PROPERTY = settings(max_examples=25, deadline=None)
 t = torch.tensor
@@ -219,6 +221,17 @@ def test_beam_items_refuse_history_with_unknown_items():
         beam_items(result, ids, k=3, history=t([[0, 41]]))
 
 
+def test_numpy_integers_work_as_beam_width_query_count_and_k():
+    ids = catalogue()
+    model = table_model(2, ids.vocab_sizes)
+    plain = beam_search(model, ids, 2, beam=6)
+    numpy = beam_search(model, ids, np.int64(2), beam=np.int64(6))
+    assert torch.equal(numpy.ids, plain.ids) and torch.equal(numpy.log_probs, plain.log_probs)
+    assert torch.equal(beam_items(plain, ids, k=np.int32(4))[0], beam_items(plain, ids, k=4)[0])
+    step = beam_step(t([[0.0, -1.0]]), t([[-1.0, -2.0], [-0.5, -3.0]]), np.int64(3))
+    assert step[0].shape == (1, 3)
+
+
 # --- beam search: bad input -----------------------------------------------------------------
 
 @pytest.mark.parametrize("beam", [0, -1, 2.0])
@@ -405,6 +418,53 @@ def test_a_row_with_every_token_masked_cannot_be_sampled():
         sample_tokens(t([[0.0, 1.0], [float("-inf"), float("-inf")]]), 1.0)
 
 
+def constrained_probabilities(model, ids: SemanticIds, query: int, temperature: float) -> Tensor:
+    """p(ID) of every valid ID (I,) when each token is drawn from softmax(z_d / tau) over the
+    tokens the trie allows after the ID's prefix: the distribution `sample_ids` draws from."""
+    table = ids.table
+    rows = torch.full((len(table),), query)
+    log_p = torch.zeros(len(table))
+    for d in range(table.shape[1]):
+        logits = model(rows, table[:, :d]) / temperature
+        logits = logits.masked_fill(~ids.trie.next_token_mask(table[:, :d]), float("-inf"))
+        log_p = log_p + torch.log_softmax(logits, dim=-1).gather(1, table[:, d:d + 1]).squeeze(1)
+    return log_p.exp()
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0])
+def test_sampled_ids_follow_the_tempered_trie_constrained_distribution(temperature):
+    ids = catalogue(n_items=12, n_codes=3)
+    model = table_model(2, ids.vocab_sizes, scale=1.0)
+    n = 20_000
+    drawn = sample_ids(model, ids, 2, n, temperature, generator=torch.Generator().manual_seed(0))
+    assert drawn.shape == (2, n, ids.table.shape[1])
+    items = ids.item_of(drawn.reshape(-1, drawn.shape[-1])).view(2, n)
+    assert (items > 0).all()                                   # every draw is a valid ID
+    for query in range(2):
+        frequencies = torch.bincount(items[query] - 1, minlength=ids.n_items) / n
+        expected = constrained_probabilities(model, ids, query, temperature)
+        assert expected.sum() == pytest.approx(1.0, abs=1e-5)
+        assert (frequencies - expected).abs().max() < 0.015    # ~4 standard errors at n = 20k
+
+
+def test_sampling_at_a_tiny_temperature_is_greedy_decoding():
+    ids = catalogue()
+    model = table_model(5, ids.vocab_sizes)
+    drawn = sample_ids(model, ids, 5, 3, 1e-4, generator=torch.Generator().manual_seed(0))
+    greedy = beam_search(model, ids, 5, beam=1).ids[:, 0]      # (B, M)
+    assert torch.equal(drawn, greedy[:, None].expand_as(drawn))
+
+
+def test_unconstrained_sampling_can_write_ids_that_name_no_item():
+    ids = catalogue(n_items=10, n_codes=4)
+    model = table_model(1, ids.vocab_sizes, scale=0.1)        # nearly uniform over all tokens
+    drawn = sample_ids(model, ids, 1, 500, constrained=False,
+                       generator=torch.Generator().manual_seed(0))
+    assert (ids.item_of(drawn[0]) == 0).any()
+    with pytest.raises(ValueError, match="n_samples must be an int >= 1"):
+        sample_ids(model, ids, 1, 0)
+
+
 # --- the item index -------------------------------------------------------------------------
 
 def clustered_vectors(n_items=300, dim=8, n_clusters=6, seed=0):
@@ -526,6 +586,33 @@ def test_integer_vectors_are_refused_with_the_fix():
 def test_exclude_with_unknown_items_is_refused():
     with pytest.raises(ValueError, match=r"in \[0, 300\] \(0 is padding\)"):
         ItemIndex(clustered_vectors()).search(queries(2), k=3, exclude=t([[0, 301], [1, 2]]))
+
+
+@pytest.mark.parametrize("backend", ["exact", "faiss-ivf"])
+def test_numpy_integers_work_as_k_nlist_and_nprobe(backend):
+    if backend != "exact":
+        pytest.importorskip("faiss")
+    vectors, q = clustered_vectors(), queries()
+    extra = {"nlist": np.int64(4), "nprobe": np.int64(4)} if backend == "faiss-ivf" else {}
+    index = ItemIndex(vectors, backend, **extra)
+    assert torch.equal(index.search(q, k=np.int64(5))[1], index.search(q, k=5)[1])
+
+
+def test_ivf_over_identical_vectors_is_refused_instead_of_returning_empty_lists():
+    pytest.importorskip("faiss")
+    same = torch.cat([torch.zeros(1, 8), torch.ones(100, 8)])
+    with pytest.raises(ValueError, match="nlist=10 cells from 100 item vectors of which only 1 "
+                                         "are distinct.*empty list. Use nlist <= 1"):
+        ItemIndex(same, "faiss-ivf")
+
+
+def test_ivf_over_many_duplicates_clusters_the_distinct_vectors_and_fills_every_list():
+    pytest.importorskip("faiss")
+    vectors = clustered_vectors(n_items=30)
+    vectors = torch.cat([vectors, vectors[1:2].repeat(300, 1)])   # item 1 and 300 copies of it
+    index = ItemIndex(vectors, "faiss-ivf", nlist=10, nprobe=1)
+    _, items = index.search(queries(50), k=1)
+    assert (items > 0).all()                                   # no query meets an empty cell
 
 
 def test_unknown_backend_and_bad_nprobe_are_refused():

@@ -7,7 +7,9 @@ import pytest
 import torch
 
 from course_lib.data.sequences import next_item_examples
-from course_lib.models.tiger import TIGER, TIGERConfig, Vocabulary, cap_cold_items
+from course_lib.models.tiger import (TIGER, TIGERConfig, Vocabulary, cap_cold_items,
+                                     with_prefix_matches)
+from course_lib.retrieval import BeamResult
 from course_lib.quantize.semantic_ids import SemanticIds
 from course_lib.train import evaluate_model, fit
 
@@ -155,6 +157,11 @@ def test_beam_scores_are_the_ids_log_probabilities(model, batch):
     assert (result.log_probs[:, :-1] >= result.log_probs[:, 1:]).all()     # best first
 
 
+def test_numpy_integers_work_as_k_and_beam(model, batch):
+    assert torch.equal(model.recommend(batch, k=np.int64(5), beam=np.int64(10)),
+                       model.recommend(batch, k=5, beam=10))
+
+
 def test_batched_recommendations_equal_one_user_at_a_time(model, batch):
     together = model.recommend(batch, k=5, beam=10)
     alone = torch.cat([model.recommend({name: value[row:row + 1] for name, value in batch.items()},
@@ -202,6 +209,46 @@ def test_recommend_caps_the_share_of_cold_items(model, batch):
     assert (cold[free].sum(dim=1) > 2).any(), "the cap should have had something to remove"
     assert torch.equal(model.recommend(batch, k=6, beam=20, cold_items=cold, max_cold_share=1.0),
                        free)
+
+
+def test_a_generated_id_retrieves_the_cold_items_under_its_first_codes():
+    table = torch.tensor([[0, 1, 0], [0, 1, 1], [2, 0, 0], [0, 2, 0], [2, 0, 1]])   # items 1..5
+    ids = SemanticIds(table, [3, 3, 2])
+    cold = torch.tensor([False, False, True, False, False, True])          # items 2 and 5
+    beams = BeamResult(ids=torch.tensor([[[0, 1, 0], [0, 2, 0], [-1, -1, -1]]]),
+                       log_probs=torch.tensor([[-1.0, -2.0, float("-inf")]]))
+    # item 1, then cold item 2 (same first two codes), then item 4; item 5 is under no beam
+    assert with_prefix_matches(beams, ids, cold, 2).tolist() == [[1, 2, 4]]
+    assert with_prefix_matches(beams, ids, cold, 3).tolist() == [[1, 4, 0]]   # full IDs only
+    assert with_prefix_matches(beams, ids, cold, 1).tolist() == [[1, 2, 4]]   # 5 starts with 2
+    with pytest.raises(ValueError, match="length must be an int in"):
+        with_prefix_matches(beams, ids, cold, 0)
+
+
+def test_recommend_with_a_cold_prefix_reaches_cold_items_only_through_the_cap(model, batch):
+    cold = torch.zeros(N_ITEMS + 1, dtype=torch.bool)
+    cold[1::3] = True
+    by_prefix = model.recommend(batch, k=6, beam=6, cold_items=cold, max_cold_share=0.5,
+                                cold_prefix=1, exclude_history=False)
+    none = model.recommend(batch, k=6, beam=6, cold_items=cold, max_cold_share=0.0,
+                           cold_prefix=1, exclude_history=False)
+    assert (cold[by_prefix].sum(dim=1) <= 3).all() and not cold[none].any()
+    beams = model.recommend(batch, k=6, beam=6, exclude_history=False)     # the 6 beams' items
+    assert any(set(p) - set(b) for p, b in zip(by_prefix.tolist(), beams.tolist())), \
+        "a prefix reaches cold items that no beam wrote"
+    seen = model.recommend(batch, k=6, beam=6, cold_items=cold, max_cold_share=0.5,
+                           cold_prefix=1)
+    assert not any(set(r) & (set(h) - {0}) for r, h in zip(seen.tolist(),
+                                                            batch["history"].tolist()))
+
+
+def test_sampled_ids_are_valid_and_a_tiny_temperature_is_greedy(model, batch):
+    drawn = model.sample(batch, 50, temperature=2.0, generator=torch.Generator().manual_seed(0))
+    assert drawn.shape == (3, 50, model.vocabulary.depth)
+    assert (model.semantic_ids.item_of(drawn.flatten(0, 1)) > 0).all()
+    greedy = model.sample(batch, 2, temperature=1e-4)
+    assert torch.equal(greedy[:, 0], model.generate(batch, beam=1).ids[:, 0])
+    assert torch.equal(greedy[:, 0], greedy[:, 1])
 
 
 def test_the_model_works_without_user_tokens(semantic_ids, batch):

@@ -16,9 +16,11 @@ tok(i) = (offset_1 + c_1, ..., offset_M + c_M) puts each position's codes in its
 one shared vocabulary (`Vocabulary`), u is a hashed user token, and E is the token embedding,
 shared by the encoder's input, the decoder's input and the output layer (as in T5).
 Recommendation is a beam search over IDs (`course_lib.retrieval.beam_search`), constrained by
-the trie of valid IDs so that every result is a real item (`recommend`); a cold item (content
-but no interactions) gets its ID from the same quantizer, so it is in the trie and can be
-generated like any other, with `recommend(..., max_cold_share=eps)` capping its share.
+the trie of valid IDs so that every result is a real item (`recommend`); `sample` draws IDs
+instead, as the paper's diversity experiment does. A cold item (content but no interactions)
+gets its ID from the same quantizer, so it is in the trie and can be generated like any other;
+`recommend(..., cold_prefix=L)` also retrieves it when a generated ID matches its first L
+codes (the paper's cold-start rule), and `max_cold_share=eps` caps the share of cold items.
 
 The blocks follow T5 (Raffel et al. 2020), written out: pre-norm residual blocks, linear
 layers without biases, a ReLU MLP, and attention whose inner width H * d_head (TIGER: 6 x 64 =
@@ -43,6 +45,7 @@ V_d the codes at position d, I items, K list length.
 from __future__ import annotations
 
 import math
+import numbers
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Sequence
@@ -53,7 +56,8 @@ from torch import Tensor, nn
 
 from course_lib.data.sequences import history_of
 from course_lib.quantize.semantic_ids import SemanticIds, rank_within_groups
-from course_lib.retrieval import BeamResult, check_temperatures, beam_items, beam_search
+from course_lib.retrieval import (BeamResult, beam_items, beam_search, check_temperatures,
+                                  in_rows, sample_ids)
 
 
 @dataclass
@@ -294,9 +298,50 @@ def cap_cold_items(items: Tensor, cold_items: Tensor, max_cold: int) -> Tensor:
     the top K at eps: max_cold = floor(eps * K)). items (B, W) ranked item ids, 0 = empty;
     cold_items (I + 1,) bool. Returns (B, W), the dropped items' places emptied (0) at the end."""
     cold = cold_items[items] & (items > 0)                               # (B, W)
-    drop = cold & (cold.cumsum(dim=1) > max_cold)                        # cold beyond the cap
+    return _move_up(items, cold & (cold.cumsum(dim=1) > max_cold))       # cold beyond the cap
+
+
+def _move_up(items: Tensor, drop: Tensor) -> Tensor:
+    """items (B, N) without the places where `drop` (B, N) is True, the rest moved up in order,
+    the freed places 0 at the end."""
     order = drop.to(torch.uint8).argsort(dim=1, stable=True)             # kept first, in order
     return items.masked_fill(drop, 0).gather(1, order)
+
+
+def with_prefix_matches(result: BeamResult, semantic_ids: SemanticIds, cold_items: Tensor,
+                        length: int) -> Tensor:
+    """TIGER's rule for reaching cold items (section 4, cold-start): a generated ID whose first
+    `length` codes (the paper: L = 3, every code but the collision token) match a cold item's
+    retrieves that item. Returns each user's list (B, N), best first: every beam's item in beam
+    order, each followed by the cold items under its first `length` codes (ascending ids), every
+    item once, 0 for empty places. Cap the cold items with `cap_cold_items` (the paper's eps).
+
+    Where a cold item joins the list (right after the ID that found it) is our choice; the
+    paper does not say. result: the beams (B, W, M); cold_items (I + 1,) bool."""
+    batch, width, depth = result.ids.shape
+    if isinstance(length, bool) or not isinstance(length, int) or not 1 <= length <= depth:
+        raise ValueError(f"length must be an int in [1, M = {depth}] (the paper matches the "
+                         f"first L = M - 1 codes), got {length!r}")
+    ids = result.ids.reshape(batch * width, depth)                         # (B * W, M)
+    named = semantic_ids.item_of(ids).tolist()                             # 0: no item
+    real = (ids >= 0).all(dim=1)                                           # padding rows: NO_TOKEN
+    matches = [[] for _ in range(batch * width)]
+    rows = real.nonzero().flatten()
+    for row, found in zip(rows.tolist(), semantic_ids.items_with_prefix(ids[rows, :length])):
+        matches[row] = found[cold_items[found.to(cold_items.device)].cpu()].tolist()
+    lists = []
+    for b in range(batch):
+        seen, ranked = set(), []
+        for row in range(b * width, (b + 1) * width):
+            for item in [named[row]] + matches[row]:
+                if item > 0 and item not in seen:
+                    seen.add(item)
+                    ranked.append(item)
+        lists.append(ranked)
+    out = torch.zeros(batch, max(width, max(map(len, lists))), dtype=torch.long)
+    for b, ranked in enumerate(lists):
+        out[b, :len(ranked)] = torch.tensor(ranked, dtype=torch.long)
+    return out.to(result.ids.device)                                       # (B, N)
 
 
 @contextmanager
@@ -461,45 +506,85 @@ class TIGER(nn.Module):
         IDs that name no item (the paper's decoding), to measure how often it does."""
         check_temperatures(temperature, self.vocabulary.depth)
         with _evaluating(self):
-            memory, mask = self.encode(self.encoder_input(batch))        # (B, S, D), (B, S)
-            memory_kv = self.memory_keys_values(memory)
-
-            def next_token_logits(rows: Tensor, prefixes: Tensor) -> Tensor:
-                d = prefixes.shape[1]
-                hidden = self.decode(prefixes, memory_kv, mask, rows)[:, -1]  # (N, D)
-                start = self.vocabulary.offsets[d] - self.vocabulary.offsets[0]
-                return self.code_logits(hidden)[:, start:start + self.vocabulary.vocab_sizes[d]]
-
-            return beam_search(next_token_logits, self.semantic_ids, len(memory), beam,
+            next_token_logits, n_queries = self._next_token_logits(batch)
+            return beam_search(next_token_logits, self.semantic_ids, n_queries, beam,
                                temperature, constrained)
+
+    def sample(self, batch: dict[str, Tensor], n: int,
+               temperature: float | Sequence[float] = 1.0, constrained: bool = True,
+               generator: torch.Generator | None = None) -> Tensor:
+        """Draw n semantic IDs per user from the tempered model, token by token through the
+        trie (`retrieval.sample_ids`): (B, n, M) codes, independent draws that may repeat.
+        This is how the paper's diversity experiment decodes (section 4, temperature-based
+        sampling at tau = 1, 1.5, 2); `generate` ranks by beam search instead. `generator`
+        (on the model's device) makes the draws reproducible."""
+        check_temperatures(temperature, self.vocabulary.depth)
+        with _evaluating(self):
+            next_token_logits, n_queries = self._next_token_logits(batch)
+            return sample_ids(next_token_logits, self.semantic_ids, n_queries, n, temperature,
+                              constrained, generator)
+
+    def _next_token_logits(self, batch: dict[str, Tensor]):
+        """The model as a search sees it: encode the batch once, and return
+        next_token_logits(rows, prefixes) -> (N, V_d), the logits of position d after each
+        prefix (N, d) for user rows[n] (`retrieval.NextTokenLogits`), and the number of users."""
+        memory, mask = self.encode(self.encoder_input(batch))            # (B, S, D), (B, S)
+        memory_kv = self.memory_keys_values(memory)
+
+        def next_token_logits(rows: Tensor, prefixes: Tensor) -> Tensor:
+            d = prefixes.shape[1]
+            hidden = self.decode(prefixes, memory_kv, mask, rows)[:, -1]      # (N, D)
+            start = self.vocabulary.offsets[d] - self.vocabulary.offsets[0]
+            return self.code_logits(hidden)[:, start:start + self.vocabulary.vocab_sizes[d]]
+        return next_token_logits, len(memory)
 
     def recommend(self, batch: dict[str, Tensor], k: int, beam: int | None = None,
                   temperature: float | Sequence[float] = 1.0, cold_items: Tensor | None = None,
-                  max_cold_share: float | None = None, exclude_history: bool = True) -> Tensor:
+                  max_cold_share: float | None = None, cold_prefix: int | None = None,
+                  exclude_history: bool = True) -> Tensor:
         """The top-k items (B, k) of each user, best first: constrained beam search, the
         user's history items removed (exclude_history=True, the "exclude seen" evaluation;
         False keeps them, for data where users come back to items), then the beams' order
         (`retrieval.beam_items`).
 
-        beam: W >= k, default 2k (a few places for the history items the search finds).
+        beam: W >= k, default 2k (spare places for the history items the search finds). A
+        beam of W holds at most W items, so W >= k is needed to fill a list, not enough to
+        make it exact: the search keeps the W best prefixes at every position, and its top k
+        equals exhaustive scoring of every valid ID (`sequence_log_probs`) only when W covers
+        every valid ID (W >= the number of items); below that, an ID whose prefix ranked
+        outside the W best is lost, however likely its last tokens (lesson 06 measures the
+        top-10 overlap with exhaustive scoring at W = k, 2k, 4k, 8k).
         temperature: tau for all positions or one per position (M values).
         cold_items (I + 1,) bool and max_cold_share eps in [0, 1]: at most floor(eps * k)
         cold items per list, the rest filled from the next beams (`cap_cold_items`).
+        cold_prefix L (with them): the paper's cold-start rule, a generated ID also retrieves
+        the cold items whose first L codes match it (`with_prefix_matches`); None: a cold item
+        enters a list only when a beam writes its whole ID.
         A list with fewer than k items left ends with item 0.
         """
         n_items = self.n_items
-        if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= n_items:
+        if isinstance(k, bool) or not isinstance(k, numbers.Integral) or not 1 <= k <= n_items:
             raise ValueError(f"k must be an int in [1, {n_items}] (the catalogue), got {k!r}")
         beam = 2 * k if beam is None else beam
-        if isinstance(beam, bool) or not isinstance(beam, int) or beam < k:
+        if isinstance(beam, bool) or not isinstance(beam, numbers.Integral) or beam < k:
             raise ValueError(f"beam must be an int >= k = {k}: a beam of W holds at most W "
-                             f"items (TIGER's beam scoring is close to exact only with beam "
-                             f">= k), got beam={beam!r}")
+                             f"items, so a narrower one cannot fill a list of k (a wider one "
+                             f"prunes fewer good IDs; only W >= the number of items is exact), "
+                             f"got beam={beam!r}")
+        k, beam = int(k), int(beam)
         cold_items, max_cold = self._check_cold(cold_items, max_cold_share, k)
+        if cold_prefix is not None and cold_items is None:
+            raise ValueError("cold_prefix needs cold_items and max_cold_share: it retrieves the "
+                             "cold items under a generated prefix, and the cap limits them")
         result = self.generate(batch, beam, temperature)
         history = self._check_history(history_of(batch), newest_only=False)  # the whole history
-        items, _ = beam_items(result, self.semantic_ids, min(beam, n_items),
-                              history if exclude_history else None)
+        if cold_prefix is None:
+            items, _ = beam_items(result, self.semantic_ids, min(beam, n_items),
+                                  history if exclude_history else None)
+        else:                                                            # (B, N) best first
+            items = with_prefix_matches(result, self.semantic_ids, cold_items, cold_prefix)
+            if exclude_history:
+                items = _move_up(items, in_rows(items, history))
         if max_cold is not None:                                         # (B, W) best first
             items = cap_cold_items(items, cold_items, max_cold)
         return items[:, :k]                                              # (B, k)
