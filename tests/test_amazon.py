@@ -312,6 +312,7 @@ def test_the_s3rec_layout_is_found_by_the_short_name(tmp_path):
     assert [raw[i] for i in data.split.train[1]] == [1, 2] and raw[data.split.test[1]] == 4
     same_brand = data.content[[raw_to for raw_to, r in raw.items() if r <= 3]]
     assert np.allclose(same_brand, same_brand[0])                    # content from attributes
+    assert data.items.set_index("item_id")["attributes"].loc["1"] == "1 7"   # shown as they are
 
 
 def test_the_official_files_win_over_the_s3rec_layout_when_both_are_there(tmp_path, tiny_counts):

@@ -203,8 +203,10 @@ def _own(path: Path, attributes, positive_actions, seed: int) -> Dataset:
                                       if own.has_timestamps else None))
     items = own.items.assign(label=own.items["item_id"].astype(str).str.slice(0, 28))
     if attributes is not None:
-        content = lsa_content(attribute_documents(attributes, items), items["item"], dim=None,
-                              seed=seed)
+        documents = attribute_documents(attributes, items)
+        items = items.assign(attributes=[" ".join(token.split(":", 1)[1] for token in document)
+                                         for document in documents])       # e.g. "12 345"
+        content = lsa_content(documents, items["item"], dim=None, seed=seed)
     else:
         content = cooccurrence_content(split.train, own.n_items, seed)
     return Dataset(path.name, frame, items, content, split, own.has_timestamps, consumed)
