@@ -17,11 +17,11 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 
 from course_lib.data.sequences import EvalSet  # noqa: E402
-from course_lib.models.tiger import TIGER, TIGERConfig  # noqa: E402
+from course_lib.models.tiger import TIGER  # noqa: E402
 from course_lib.quantize.semantic_ids import PrefixTrie, SemanticIds  # noqa: E402
 from course_lib.retrieval import beam_search  # noqa: E402
 from course_lib.viz import BeamExplorer  # noqa: E402
-from course_lib.viz import generation  # noqa: E402
+from course_lib.viz import display, generation  # noqa: E402
 from course_lib.viz.generation import (encode_history, list_items,  # noqa: E402
                                        next_token_logits_of, rank_beams, trace_search,
                                        tree_layout)
@@ -29,14 +29,9 @@ from course_lib.viz.generation import (encode_history, list_items,  # noqa: E402
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tools"))
 import check_generation_explorer  # noqa: E402
+from test_tiger import tiny_config  # noqa: E402  (tests/ is on the path, as for conftest)
 
 N_ITEMS = 40
-
-
-def tiny_config(**changes) -> TIGERConfig:
-    sizes = dict(encoder_layers=1, decoder_layers=1, n_heads=2, d_head=8, d_model=16, d_mlp=32,
-                 dropout=0.0, max_items=4, n_user_buckets=8)
-    return TIGERConfig(**{**sizes, **changes})
 
 
 @pytest.fixture
@@ -336,7 +331,7 @@ def test_show_in_a_kernel_is_the_app_or_where_widgets_are_off_the_static_figure(
     import IPython.display
 
     displayed = []
-    monkeypatch.setattr(generation, "in_kernel", lambda: True)
+    monkeypatch.setattr(display, "in_kernel", lambda: True)
     monkeypatch.setenv("COURSE_WIDGETS", widgets_env)                  # the HTML book sets 0
     monkeypatch.setattr(explorer, "widget", lambda *a, **k: "app")
     monkeypatch.setattr(IPython.display, "display", displayed.append)

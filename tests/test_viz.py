@@ -134,9 +134,9 @@ def test_show_in_a_kernel_draws_the_map_once_as_the_widget_app_or_where_widgets_
         explorer, monkeypatch, capsys, widgets_env, shown, figures):
     import IPython.display
 
-    from course_lib.viz import explorer as module
+    from course_lib.viz import display
     displayed = []
-    monkeypatch.setattr(module, "in_kernel", lambda: True)
+    monkeypatch.setattr(display, "in_kernel", lambda: True)
     monkeypatch.setenv("COURSE_WIDGETS", widgets_env)         # the HTML book sets it to 0
     monkeypatch.setattr(explorer, "widget", lambda: "app")
     monkeypatch.setattr(IPython.display, "display", displayed.append)

@@ -31,6 +31,29 @@ def widgets_wanted(kernel: bool | None = None) -> bool:
     return kernel and os.environ.get("COURSE_WIDGETS", "1") != "0"
 
 
+def show_explorer(make_widget, draw_static, interactive: bool | None, explained: str) -> None:
+    """Show an explorer once: the widget app `make_widget()` where widgets can run (interactive
+    None: `widgets_wanted`), else the figure `draw_static()` draws, after `explained` (what the
+    explorer would let you do) when a kernel runs without widgets. Never both: the map is not
+    drawn twice in a row."""
+    kernel = in_kernel()
+    if interactive is None:
+        interactive = widgets_wanted(kernel)
+    if interactive:
+        try:
+            app = make_widget()
+        except ImportError:
+            print("ipywidgets is not installed: the static figure below is all there is")
+        else:
+            from IPython.display import display
+            display(app)
+            return
+    elif kernel:
+        print(explained)
+    draw_static()
+    plt.show()
+
+
 def png_bytes(fig) -> bytes:
     """The figure as PNG bytes at its own size (no tight bounding box), closed."""
     buffer = io.BytesIO()

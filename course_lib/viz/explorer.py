@@ -45,7 +45,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 from scipy.spatial import cKDTree
 
-from course_lib.viz.display import in_kernel, png, widgets_wanted
+from course_lib.viz.display import png, show_explorer
 from course_lib.viz.display import items_text as _items
 from course_lib.viz.display import marker as _marker
 
@@ -469,24 +469,10 @@ class CodebookExplorer:
         imports and $COURSE_WIDGETS is not "0" (the HTML book sets it to "0": a static page
         cannot run widgets). One or the other, so the map is never drawn twice in a row.
         """
-        kernel = in_kernel()
-        if interactive is None:
-            interactive = widgets_wanted(kernel)
-        if interactive:
-            try:
-                app = self.widget()
-            except ImportError:
-                print("ipywidgets is not installed: the static figure below is all there is")
-            else:
-                from IPython.display import display
-                display(app)
-                return
-        elif kernel:
-            print("In JupyterLab this is an explorer: a level slider, colour-by buttons and a "
-                  "code picker redraw one map at a time. Here, the map coloured every way "
-                  f"at level {level}:")
-        self.static_figure(level)
-        plt.show()
+        show_explorer(self.widget, lambda: self.static_figure(level), interactive,
+                      "In JupyterLab this is an explorer: a level slider, colour-by buttons and a "
+                      "code picker redraw one map at a time. Here, the map coloured every way "
+                      f"at level {level}:")
 
 
 def _mean_pair_distance(points: np.ndarray) -> float:

@@ -56,7 +56,7 @@ from course_lib.models.tiger import cap_cold_items
 from course_lib.quantize.semantic_ids import SemanticIds
 from course_lib.retrieval import BeamResult, beam_items, beam_search, check_temperatures, \
     tempered_log_probs
-from course_lib.viz.display import in_kernel, items_text, png_bytes, widgets_wanted
+from course_lib.viz.display import items_text, png_bytes, show_explorer
 from course_lib.viz.explorer import CodebookExplorer, point_groups, spread_overlaps
 
 # What the explorer calls on a model: TIGER's encoder-decoder, step by step.
@@ -1226,24 +1226,11 @@ class BeamExplorer:
         """The widget app in a live kernel; where widgets cannot run (no kernel, no ipywidgets,
         the HTML book with $COURSE_WIDGETS=0), a static figure of one search. `settings`: beam,
         k, temperature, constrained, max_cold_share (as `widget`)."""
-        kernel = in_kernel()
-        if interactive is None:
-            interactive = widgets_wanted(kernel)
-        if interactive:
-            try:
-                app = self.widget(row, **settings)
-            except ImportError:
-                print("ipywidgets is not installed: the static figure below is all there is")
-            else:
-                from IPython.display import display
-                display(app)
-                return
-        elif kernel:
-            print("In JupyterLab this is an explorer: pick a user, change the beam, the "
-                  "temperatures, constrained or free decoding, the cold cap and k, and point at "
-                  "a prefix, a list row or an item. Here, one search:")
-        self.static_figure(row, **settings)
-        plt.show()
+        show_explorer(lambda: self.widget(row, **settings),
+                      lambda: self.static_figure(row, **settings), interactive,
+                      "In JupyterLab this is an explorer: pick a user, change the beam, the "
+                      "temperatures, constrained or free decoding, the cold cap and k, and point "
+                      "at a prefix, a list row or an item. Here, one search:")
 
     def static_figure(self, row: int = 0, beam: int = 20, k: int = 10, temperature=1.0,
                       constrained: bool = True, max_cold_share: float | None = None,
