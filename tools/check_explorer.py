@@ -498,24 +498,32 @@ def _index_in_cell(chrome, cell) -> int:
         "'.jp-OutputArea-output > img')).indexOf(figures[0]);", cell)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--notebook", type=Path, default=LESSON,
-                        help="the notebook whose explorer to drive (default: lesson 05)")
+def command_line(drive, name: str, argv: list[str] | None, notebook_help: str,
+                 notebook: Path | None = None, prefix: str = "") -> int:
+    """The command line both browser checks share: drive(notebook, screenshots, prefix) ->
+    a report with .lines() and .problems; exit 0 (no problems), 1 (problems) or 2 (could not
+    run)."""
+    parser = argparse.ArgumentParser(description=sys.modules["__main__"].__doc__.split("\n\n")[0])
+    parser.add_argument("--notebook", type=Path, default=notebook, help=notebook_help)
     parser.add_argument("--screenshots", type=Path, metavar="DIR",
-                        help="save a screenshot of the widget after every redraw into DIR")
-    parser.add_argument("--prefix", default="", help="prefix of the screenshots' names")
+                        help="save screenshots of the explorer into DIR")
+    parser.add_argument("--prefix", default=prefix, help="prefix of the screenshots' names")
     parser.add_argument("--json", type=Path, help="also write the report as JSON")
     args = parser.parse_args(argv)
     try:
         report = drive(args.notebook, args.screenshots, args.prefix)
     except RuntimeError as err:
-        print(f"check-explorer: {err}", file=sys.stderr)
+        print(f"{name}: {err}", file=sys.stderr)
         return 2
     print("\n".join(report.lines()))
     if args.json:
         args.json.write_text(json.dumps(asdict(report), indent=1))
     return 1 if report.problems else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return command_line(drive, "check-explorer", argv, notebook=LESSON,
+                        notebook_help="the notebook whose explorer to drive (default: lesson 05)")
 
 
 if __name__ == "__main__":

@@ -21,14 +21,13 @@ explorer's check).
 """
 from __future__ import annotations
 
-import argparse
 import json
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import nbformat
@@ -485,23 +484,9 @@ def _kernel_times(chrome) -> list[float]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--notebook", type=Path,
-                        help="a notebook that shows one BeamExplorer (default: the demo)")
-    parser.add_argument("--screenshots", type=Path, metavar="DIR",
-                        help="save screenshots of the explorer into DIR")
-    parser.add_argument("--prefix", default="beam_", help="prefix of the screenshots' names")
-    parser.add_argument("--json", type=Path, help="also write the report as JSON")
-    args = parser.parse_args(argv)
-    try:
-        report = drive(args.notebook, args.screenshots, args.prefix)
-    except RuntimeError as err:
-        print(f"check-generation-explorer: {err}", file=sys.stderr)
-        return 2
-    print("\n".join(report.lines()))
-    if args.json:
-        args.json.write_text(json.dumps(asdict(report), indent=1))
-    return 1 if report.problems else 0
+    return check_explorer.command_line(
+        drive, "check-generation-explorer", argv, prefix="beam_",
+        notebook_help="a notebook that shows one BeamExplorer (default: the demo)")
 
 
 if __name__ == "__main__":
