@@ -482,13 +482,7 @@ def drive(notebook: Path, shots: Path | None = None, prefix: str = "", log=print
             report.shots.append(str(shot(chrome, WIDGET, shots / f"{prefix}after_reload.png")))
         return report
     finally:
-        chrome.quit()
-        lab.terminate()
-        try:
-            lab.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            lab.kill()
-        shutil.rmtree(folder, ignore_errors=True)
+        shut_down(chrome, lab, folder)
 
 
 def _index_in_cell(chrome, cell) -> int:
@@ -496,6 +490,18 @@ def _index_in_cell(chrome, cell) -> int:
     return chrome.execute_script(
         STATIC_FIGURES + "return Array.from(document.querySelectorAll("
         "'.jp-OutputArea-output > img')).indexOf(figures[0]);", cell)
+
+
+def shut_down(chrome, lab, folder) -> None:
+    """Close the browser, stop JupyterLab (killed if it has not ended in 20 s) and remove the
+    server's folder."""
+    chrome.quit()
+    lab.terminate()
+    try:
+        lab.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        lab.kill()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def command_line(drive, name: str, argv: list[str] | None, notebook_help: str,

@@ -22,8 +22,6 @@ explorer's check).
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -449,13 +447,7 @@ def drive(notebook: Path | None = None, shots: Path | None = None, prefix: str =
             report.problems.append(f"{len(report.console)} console errors")
         return report
     finally:
-        chrome.quit()
-        lab.terminate()
-        try:
-            lab.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            lab.kill()
-        shutil.rmtree(folder, ignore_errors=True)
+        check_explorer.shut_down(chrome, lab, folder)
 
 
 def _kernel_times(chrome) -> list[float]:
